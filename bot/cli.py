@@ -1,0 +1,283 @@
+"""``selfcare`` (also ``python -m bot``): the command line of the product."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from bot import bootstrap
+from bot.logging_setup import configure_logging
+from bot.settings import Settings, SettingsError, load_settings, settings_help
+
+Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
+BANGKOK = ZoneInfo("Asia/Bangkok")
+USER_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{3,64}$")
+MIN_PASSWORD_LENGTH = 8
+
+
+class CliError(Exception):
+    """A failure explained in one line to the operator (exit code 1)."""
+
+
+def _err(message: str) -> None:
+    print(f"selfcare: {message}", file=sys.stderr)
+
+
+async def _with_container(settings: Settings, body: Callable[[bootstrap.Container], Awaitable[int]]) -> int:
+    container = await bootstrap.build(settings)
+    try:
+        return await body(container)
+    finally:
+        await container.close()
+
+
+# --- db ------------------------------------------------------------------------------
+
+
+async def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    from storage import migrate
+
+    async def body(c: bootstrap.Container) -> int:
+        before = await migrate.current_revision(c.db.engine)
+        await migrate.upgrade(settings.database_url)
+        after = await migrate.current_revision(c.db.engine)
+        if before == after:
+            print(f"database already at revision {after}")
+        else:
+            print(f"database upgraded from {before or 'empty'} to {after}")
+        return 0
+
+    return await _with_container(settings, body)
+
+
+# --- demo ------------------------------------------------------------------------------
+
+
+async def cmd_demo_seed(args: argparse.Namespace, settings: Settings) -> int:
+    from bot import demo
+    from storage import migrate
+
+    async def body(c: bootstrap.Container) -> int:
+        await migrate.upgrade(settings.database_url)
+        today = datetime.now(BANGKOK).date()
+        report = await demo.seed(c.db.uow, c.hasher, today)
+        print(
+            f"demo data: {report.customers} customers, {report.service_accounts} numbers, "
+            f"{report.bills} bills and {report.users} e-service users added "
+            f"(sign in as {demo.DEMO_USER_ID} / {demo.DEMO_PASSWORD})"
+        )
+        return 0
+
+    return await _with_container(settings, body)
+
+
+# --- users ---------------------------------------------------------------------------
+
+
+async def cmd_users_create(args: argparse.Namespace, settings: Settings) -> int:
+    from core.domain import EServiceUser, new_id
+
+    user_id: str = args.user_id.strip()
+    if not USER_ID_PATTERN.fullmatch(user_id):
+        raise CliError("--user-id: 3 to 64 letters, digits, dots, dashes or underscores")
+    if not args.password_stdin:
+        raise CliError("give the password on standard input with --password-stdin")
+    password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise CliError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+
+    async def body(c: bootstrap.Container) -> int:
+        password_hash = await c.hasher.hash(password)
+        async with c.db.uow() as uow:
+            customer = await uow.customers.get_by_account_no(args.customer)
+            if customer is None:
+                raise CliError(f"no customer with account number {args.customer}")
+            if await uow.users.get_by_user_id(user_id) is not None:
+                raise CliError(f"the user id {user_id} is taken")
+            await uow.users.add(
+                EServiceUser(
+                    id=new_id(), user_id=user_id, customer_id=customer.id, password_hash=password_hash
+                )
+            )
+            await uow.commit()
+        print(f"e-service user {user_id} created for account {args.customer}")
+        return 0
+
+    return await _with_container(settings, body)
+
+
+# --- keys ------------------------------------------------------------------------------
+
+
+async def cmd_keys_init(args: argparse.Namespace, settings: Settings) -> int:
+    from storage.crypto import Keyring
+
+    path = Path(settings.keyring_file)
+    if path.exists():
+        raise CliError(f"{path} exists already; rotate it with `selfcare keys rotate`")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(Keyring.generate().save, path)
+    print(f"keyring created at {path} (mode 0600); back it up apart from the database")
+    return 0
+
+
+async def cmd_keys_status(args: argparse.Namespace, settings: Settings) -> int:
+    from storage import rotation
+
+    async def body(c: bootstrap.Container) -> int:
+        in_use = await rotation.keys_in_use(c.db.engine)
+        stale = await rotation.count_stale(c.db.engine, c.cipher)
+        print(f"active key: {c.keyring.active_key_id}")
+        for key_id in sorted(c.keyring.keys):
+            state = "active" if key_id == c.keyring.active_key_id else "old"
+            used = "in use" if key_id in in_use else "unused"
+            print(f"  {key_id}  {state}, {used}")
+        if sum(stale.values()):
+            print(f"rows still on older keys: {sum(stale.values())} (run `selfcare keys rotate`)")
+        return 0
+
+    return await _with_container(settings, body)
+
+
+async def cmd_keys_rotate(args: argparse.Namespace, settings: Settings) -> int:
+    from storage import rotation
+
+    async def body(c: bootstrap.Container) -> int:
+        stale = sum((await rotation.count_stale(c.db.engine, c.cipher)).values())
+        if stale:
+            print(f"resuming: {stale} rows still on older keys, active key {c.keyring.active_key_id}")
+        else:
+            new = c.keyring.rotated()
+            await asyncio.to_thread(new.save, Path(settings.keyring_file))
+            c.cipher.use(new)
+            c.keyring = new
+            print(f"new active key {new.active_key_id}")
+        last_table = ""
+
+        def progress(p: rotation.RotationProgress) -> None:
+            nonlocal last_table
+            if p.table != last_table and last_table:
+                print(file=sys.stderr)
+            last_table = p.table
+            print(
+                f"\r  {p.table}: {p.rewritten} rewritten, {p.remaining} left   ",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
+
+        total = await rotation.reencrypt_all(
+            c.db.engine, c.cipher, batch_size=args.batch_size, on_progress=progress
+        )
+        if last_table:
+            print(file=sys.stderr)
+        unused = sorted(set(c.keyring.keys) - await rotation.keys_in_use(c.db.engine))
+        print(f"re-encrypted {total} rows under key {c.keyring.active_key_id}")
+        retirable = [k for k in unused if k != c.keyring.active_key_id]
+        if retirable:
+            print("no row uses " + ", ".join(retirable) + "; retire with `selfcare keys retire ID`")
+        return 0
+
+    return await _with_container(settings, body)
+
+
+async def cmd_keys_retire(args: argparse.Namespace, settings: Settings) -> int:
+    from storage import rotation
+    from storage.crypto import KeyringError
+
+    async def body(c: bootstrap.Container) -> int:
+        if args.key_id in await rotation.keys_in_use(c.db.engine):
+            raise CliError(f"key {args.key_id} is still in use; run `selfcare keys rotate` first")
+        try:
+            new = c.keyring.without(args.key_id)
+        except KeyringError as exc:
+            raise CliError(str(exc)) from None
+        await asyncio.to_thread(new.save, Path(settings.keyring_file))
+        print(f"key {args.key_id} retired")
+        return 0
+
+    return await _with_container(settings, body)
+
+
+# --- parser ------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="selfcare",
+        description="Self-service chat channel for a telecom's customers.",
+        epilog="settings (environment variables, or a .env file):\n" + settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def group(name: str, help_text: str) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+        sub = commands.add_parser(name, help=help_text)
+        return sub.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    def add(
+        parent: argparse._SubParsersAction[argparse.ArgumentParser],
+        name: str,
+        func: Command,
+        help_text: str,
+    ) -> argparse.ArgumentParser:
+        sub = parent.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog="settings:\n" + settings_help(),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        sub.set_defaults(func=func)
+        return sub
+
+    db = group("db", "database schema")
+    add(db, "upgrade", cmd_db_upgrade, "create or upgrade the schema (safe to run twice)")
+
+    demo = group("demo", "demo data")
+    add(demo, "seed", cmd_demo_seed, "add demo customers, bills and the user demo (idempotent)")
+
+    users = group("users", "e-service users")
+    create = add(users, "create", cmd_users_create, "create an e-service user for a customer")
+    create.add_argument("--user-id", required=True)
+    create.add_argument("--customer", required=True, metavar="ACCOUNT", help="account number")
+    create.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+
+    keys = group("keys", "encryption keys")
+    add(keys, "init", cmd_keys_init, "create a production keyring at SELFCARE_KEYRING_FILE")
+    add(keys, "status", cmd_keys_status, "show the keys and which are still in use")
+    rotate = add(keys, "rotate", cmd_keys_rotate, "make a new key active and re-encrypt everything")
+    rotate.add_argument("--batch-size", type=int, default=500)
+    retire = add(keys, "retire", cmd_keys_retire, "remove an old key no row uses any more")
+    retire.add_argument("key_id")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        _err(str(exc))
+        return 2
+    configure_logging(settings.log_level)
+    try:
+        return asyncio.run(args.func(args, settings))
+    except SettingsError as exc:
+        _err(str(exc))
+        return 2
+    except CliError as exc:
+        _err(str(exc))
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The domain and the use cases of selfcare. Imports no I/O library (see DESIGN.md)."""
