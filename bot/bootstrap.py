@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bot.settings import Settings, SettingsError
+from core.services.conversation import ConversationService, ConversationSettings
 from storage.crypto import Argon2PasswordHasher, FieldCipher, Keyring, KeyringError
 from storage.db import ensure_sqlite_folder
 from storage.uow import Database
@@ -52,6 +53,19 @@ class Container:
     db: Database
     hasher: Argon2PasswordHasher
     clock: SystemClock
+
+    def conversation_service(self) -> ConversationService:
+        s = self.settings
+        return ConversationService(
+            self.db.uow,
+            self.clock,
+            ConversationSettings(
+                operator_name=s.operator_name,
+                timeout=timedelta(minutes=s.conversation_timeout_minutes),
+                default_language=s.default_language,
+                privacy_contact=s.operator_contact,
+            ),
+        )
 
     async def close(self) -> None:
         await self.db.dispose()

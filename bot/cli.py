@@ -29,7 +29,9 @@ def _err(message: str) -> None:
     print(f"selfcare: {message}", file=sys.stderr)
 
 
-async def _with_container(settings: Settings, body: Callable[[bootstrap.Container], Awaitable[int]]) -> int:
+async def _with_container(
+    settings: Settings, body: Callable[[bootstrap.Container], Awaitable[int]]
+) -> int:
     container = await bootstrap.build(settings)
     try:
         return await body(container)
@@ -102,7 +104,10 @@ async def cmd_users_create(args: argparse.Namespace, settings: Settings) -> int:
                 raise CliError(f"the user id {user_id} is taken")
             await uow.users.add(
                 EServiceUser(
-                    id=new_id(), user_id=user_id, customer_id=customer.id, password_hash=password_hash
+                    id=new_id(),
+                    user_id=user_id,
+                    customer_id=customer.id,
+                    password_hash=password_hash,
                 )
             )
             await uow.commit()
@@ -119,10 +124,14 @@ async def cmd_keys_init(args: argparse.Namespace, settings: Settings) -> int:
     from storage.crypto import Keyring
 
     path = Path(settings.keyring_file)
-    if path.exists():
-        raise CliError(f"{path} exists already; rotate it with `selfcare keys rotate`")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    await asyncio.to_thread(Keyring.generate().save, path)
+
+    def create() -> None:
+        if path.exists():
+            raise CliError(f"{path} exists already; rotate it with `selfcare keys rotate`")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Keyring.generate().save(path)
+
+    await asyncio.to_thread(create)
     print(f"keyring created at {path} (mode 0600); back it up apart from the database")
     return 0
 
@@ -151,7 +160,9 @@ async def cmd_keys_rotate(args: argparse.Namespace, settings: Settings) -> int:
     async def body(c: bootstrap.Container) -> int:
         stale = sum((await rotation.count_stale(c.db.engine, c.cipher)).values())
         if stale:
-            print(f"resuming: {stale} rows still on older keys, active key {c.keyring.active_key_id}")
+            print(
+                f"resuming: {stale} rows still on older keys, active key {c.keyring.active_key_id}"
+            )
         else:
             new = c.keyring.rotated()
             await asyncio.to_thread(new.save, Path(settings.keyring_file))
@@ -205,6 +216,45 @@ async def cmd_keys_retire(args: argparse.Namespace, settings: Settings) -> int:
     return await _with_container(settings, body)
 
 
+# --- shell ---------------------------------------------------------------------------
+
+
+async def cmd_shell(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.channels import console
+    from bot.delivery import OutboxDelivery
+
+    chat_id = args.chat_id.strip()
+    if not chat_id or len(chat_id) > 64:
+        raise CliError("--chat-id: 1 to 64 characters")
+    media_dir = Path(args.media_dir or f"var/shell/{chat_id}")
+
+    async def body(c: bootstrap.Container) -> int:
+        service = c.conversation_service()
+        if args.lang:
+            async with c.db.uow() as uow:
+                conv = await uow.conversations.load_for_update(
+                    console.CHANNEL, chat_id, settings.default_language
+                )
+                conv.language = args.lang
+                await uow.conversations.save(conv)
+                await uow.commit()
+        messenger = console.ConsoleMessenger(sys.stdout, media_dir)
+        delivery = OutboxDelivery(c.db, {console.CHANNEL: messenger}, c.clock)
+        await console.run_shell(
+            service=service,
+            delivery=delivery,
+            messenger=messenger,
+            reader=console.LineReader(sys.stdin),
+            out=sys.stdout,
+            chat_id=chat_id,
+            clock=c.clock,
+            send_start=not args.no_start,
+        )
+        return 0
+
+    return await _with_container(settings, body)
+
+
 # --- parser ------------------------------------------------------------------------------
 
 
@@ -237,6 +287,20 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(func=func)
         return sub
 
+    shell = commands.add_parser(
+        "shell",
+        help="chat with the bot in this terminal (the terminal channel)",
+        description="Chat as --chat-id; reads a terminal or a pipe. Buttons show as [1] label: "
+        "answer with the number or the label. Images and files are written under --media-dir.",
+        epilog="settings:\n" + settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    shell.set_defaults(func=cmd_shell)
+    shell.add_argument("--chat-id", required=True)
+    shell.add_argument("--lang", choices=["th", "en"])
+    shell.add_argument("--media-dir", help="default: var/shell/CHAT_ID")
+    shell.add_argument("--no-start", action="store_true", help="do not send /start first")
+
     db = group("db", "database schema")
     add(db, "upgrade", cmd_db_upgrade, "create or upgrade the schema (safe to run twice)")
 
@@ -247,7 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
     create = add(users, "create", cmd_users_create, "create an e-service user for a customer")
     create.add_argument("--user-id", required=True)
     create.add_argument("--customer", required=True, metavar="ACCOUNT", help="account number")
-    create.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    create.add_argument(
+        "--password-stdin", action="store_true", help="read the password from stdin"
+    )
 
     keys = group("keys", "encryption keys")
     add(keys, "init", cmd_keys_init, "create a production keyring at SELFCARE_KEYRING_FILE")
@@ -268,7 +334,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     configure_logging(settings.log_level)
     try:
-        return asyncio.run(args.func(args, settings))
+        code: int = asyncio.run(args.func(args, settings))
+        return code
     except SettingsError as exc:
         _err(str(exc))
         return 2

@@ -131,15 +131,32 @@ class UnitOfWork(Protocol):
 
     Leaving the ``async with`` block without :meth:`commit` rolls everything back."""
 
-    conversations: ConversationRepository
-    inbox: InboxRepository
-    outbox: OutboxRepository
-    customers: CustomerRepository
-    bills: BillRepository
-    users: EServiceUserRepository
-    links: ChatLinkRepository
-    consent: ConsentLedger
-    audit: AuditLog
+    @property
+    def conversations(self) -> ConversationRepository: ...
+
+    @property
+    def inbox(self) -> InboxRepository: ...
+
+    @property
+    def outbox(self) -> OutboxRepository: ...
+
+    @property
+    def customers(self) -> CustomerRepository: ...
+
+    @property
+    def bills(self) -> BillRepository: ...
+
+    @property
+    def users(self) -> EServiceUserRepository: ...
+
+    @property
+    def links(self) -> ChatLinkRepository: ...
+
+    @property
+    def consent(self) -> ConsentLedger: ...
+
+    @property
+    def audit(self) -> AuditLog: ...
 
     async def __aenter__(self) -> Self: ...
 
@@ -155,3 +172,25 @@ class UnitOfWork(Protocol):
 
 class UnitOfWorkFactory(Protocol):
     def __call__(self) -> UnitOfWork: ...
+
+
+class DeliveryError(Exception):
+    """A channel could not deliver a reply. ``retry_after`` (seconds) is set when the
+    platform asked us to wait; ``permanent`` when retrying cannot help (the user blocked
+    the bot, the chat is gone)."""
+
+    def __init__(
+        self, reason: str, *, retry_after: float | None = None, permanent: bool = False
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+        self.permanent = permanent
+
+
+class Messenger(Protocol):
+    """Sends neutral replies to one channel's chats (Telegram, LINE, the terminal)."""
+
+    async def send(self, chat_id: str, reply: Reply) -> None:
+        """Deliver ``reply``; raises :class:`DeliveryError` when it could not."""
+        ...

@@ -1,0 +1,53 @@
+# Everything a developer runs. `make run` and `make test` work on a fresh clone.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv run seed shell test lint fmt typecheck layers i18n bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## Run the product on the embedded default (SQLite, demo data, a generated dev keyring)
+run: seed
+	$(BIN)/selfcare shell --chat-id 1
+
+seed: venv
+	$(BIN)/selfcare demo seed
+
+shell: venv
+	$(BIN)/selfcare shell --chat-id $${CHAT:-1}
+
+## The whole test suite: every storage test on SQLite and on PostgreSQL
+test: venv
+	$(BIN)/python -m pytest -q
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+fmt: venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+typecheck: venv
+	$(BIN)/mypy core storage bot
+
+layers: venv
+	$(BIN)/lint-imports
+
+## Re-extract messages and merge them into the Thai and English catalogues
+i18n: venv
+	$(BIN)/pybabel extract -F babel.cfg -o locales/messages.pot --no-location --sort-output .
+	$(BIN)/pybabel update -i locales/messages.pot -d locales -D selfcare --no-fuzzy-matching
+
+bench: venv
+	$(BIN)/python bench/crypto.py --write-docs
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
