@@ -216,6 +216,71 @@ async def cmd_keys_retire(args: argparse.Namespace, settings: Settings) -> int:
     return await _with_container(settings, body)
 
 
+# --- serve ---------------------------------------------------------------------------
+
+
+async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import signal
+    import ssl
+
+    from aiohttp import web
+
+    from bot import tls
+    from bot.app import create_app
+    from storage import migrate
+
+    host = args.host or settings.host
+    port = args.port or settings.port
+    context: ssl.SSLContext | None = None
+    if not settings.behind_proxy:
+        if settings.tls_cert and settings.tls_key:
+            cert, key = settings.tls_cert, settings.tls_key
+        elif settings.is_production:
+            raise SettingsError(
+                "SELFCARE_TLS_CERT: required in production (or SELFCARE_BEHIND_PROXY=true)"
+            )
+        else:
+            cert, key = await asyncio.to_thread(
+                tls.development_certificate, Path("var/tls"), [host]
+            )
+        try:
+            context = await asyncio.to_thread(tls.server_context, cert, key)
+        except (OSError, ssl.SSLError) as exc:
+            raise SettingsError(f"SELFCARE_TLS_CERT: cannot load the certificate: {exc}") from None
+
+    container = await bootstrap.build(settings)
+    runner: web.AppRunner | None = None
+    try:
+        current = await migrate.current_revision(container.db.engine)
+        head = await migrate.head_revision()
+        if current != head:
+            if settings.is_production:
+                raise CliError(f"database at {current}, code at {head}: run `selfcare db upgrade`")
+            await migrate.upgrade(settings.database_url)
+        runner = web.AppRunner(
+            create_app(container),
+            access_log=None,
+            shutdown_timeout=settings.shutdown_timeout_seconds,
+            handle_signals=False,
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, host, port, ssl_context=context, reuse_address=True)
+        await site.start()
+        scheme = "https" if context else "http"
+        print(f"selfcare serving on {scheme}://{host}:{port}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        print("selfcare: stopping (finishing requests in flight)", flush=True)
+    finally:
+        if runner is not None:
+            await runner.cleanup()
+        await container.close()
+    return 0
+
+
 # --- shell ---------------------------------------------------------------------------
 
 
@@ -286,6 +351,19 @@ def build_parser() -> argparse.ArgumentParser:
         )
         sub.set_defaults(func=func)
         return sub
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the web server (webhooks, pages, integrations, admin API)",
+        description="Serve HTTPS (TLS 1.2/1.3, Mozilla intermediate) on "
+        "SELFCARE_HOST:SELFCARE_PORT; "
+        "a development certificate is made when none is configured.",
+        epilog="settings:\n" + settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.set_defaults(func=cmd_serve)
+    serve.add_argument("--host", help="overrides SELFCARE_HOST")
+    serve.add_argument("--port", type=int, help="overrides SELFCARE_PORT")
 
     shell = commands.add_parser(
         "shell",

@@ -73,8 +73,16 @@ class Settings(BaseSettings):
     )
     tls_cert: Path | None = Field(None, description="PEM certificate chain for `serve`")
     tls_key: Path | None = Field(None, description="PEM private key for `serve`")
+    behind_proxy: bool = Field(
+        False,
+        description="true: serve plain HTTP for a TLS-terminating proxy in front "
+        "(trusts X-Forwarded-Proto/-For from it); false: serve terminates TLS itself",
+    )
     host: str = Field("127.0.0.1", description="address `serve` listens on")
     port: int = Field(8443, ge=1, le=65535, description="port `serve` listens on")
+    shutdown_timeout_seconds: float = Field(
+        20, ge=1, le=300, description="how long SIGTERM waits for requests in flight"
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="DEBUG | INFO | WARNING | ERROR"
     )
