@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run seed shell test lint fmt typecheck layers i18n bench clean
+.PHONY: venv run seed shell serve test lint fmt typecheck layers i18n migration bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -22,6 +22,9 @@ seed: venv
 
 shell: venv
 	$(BIN)/selfcare shell --chat-id $${CHAT:-1}
+
+serve: seed
+	$(BIN)/selfcare serve
 
 ## The whole test suite: every storage test on SQLite and on PostgreSQL
 test: venv
@@ -45,6 +48,14 @@ layers: venv
 i18n: venv
 	$(BIN)/pybabel extract -F babel.cfg -o locales/messages.pot --no-location --sort-output .
 	$(BIN)/pybabel update -i locales/messages.pot -d locales -D selfcare --no-fuzzy-matching
+
+## Until the first release the schema is one migration, regenerated from storage/tables*.py
+migration: venv
+	rm -f var/migration-dev.db storage/migrations/versions/0001_initial_schema.py
+	mkdir -p var
+	$(BIN)/alembic revision --autogenerate -m "initial schema" --rev-id 0001 >/dev/null
+	rm -f var/migration-dev.db
+	@echo "storage/migrations/versions/0001_initial_schema.py regenerated"
 
 bench: venv
 	$(BIN)/python bench/crypto.py --write-docs

@@ -47,7 +47,22 @@ class UnsupportedMessage:
     kind: str
 
 
-InboundEvent = TextMessage | CommandMessage | ButtonPress | SharedContact | UnsupportedMessage
+@dataclass(frozen=True, slots=True)
+class AccountLinkResult:
+    """LINE's account-link event: the ``nonce`` we issued, and whether the user agreed."""
+
+    nonce: str
+    ok: bool
+
+
+InboundEvent = (
+    TextMessage
+    | CommandMessage
+    | ButtonPress
+    | SharedContact
+    | UnsupportedMessage
+    | AccountLinkResult
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,14 +42,10 @@ class _Encrypted:
         self._cipher = cipher
 
     def _enc(self, value: str, column: str, row_id: str, table: str | None = None) -> bytes:
-        return self._cipher.encrypt(
-            value, table=table or self.table, column=column, row_id=row_id
-        )
+        return self._cipher.encrypt(value, table=table or self.table, column=column, row_id=row_id)
 
     def _dec(self, token: bytes, column: str, row_id: str, table: str | None = None) -> str:
-        return self._cipher.decrypt(
-            token, table=table or self.table, column=column, row_id=row_id
-        )
+        return self._cipher.decrypt(token, table=table or self.table, column=column, row_id=row_id)
 
     def _enc_opt(self, value: str | None, column: str, row_id: str) -> bytes | None:
         return None if value is None else self._enc(value, column, row_id)

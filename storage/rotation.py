@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Table, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage import tables as t
@@ -29,7 +29,7 @@ class RotationProgress:
     remaining: int
 
 
-def _stale(table: t.Table, columns: tuple[str, ...], prefix: bytes) -> ColumnElement[bool]:
+def _stale(table: Table, columns: tuple[str, ...], prefix: bytes) -> ColumnElement[bool]:
     n = len(prefix)
     return or_(
         *(
@@ -59,7 +59,9 @@ async def keys_in_use(engine: AsyncEngine) -> set[str]:
             table = t.metadata.tables[name]
             for col in columns:
                 query = select(func.substr(table.c[col], 2, 4)).where(table.c[col].is_not(None))
-                found.update(bytes(v).hex() for v in (await conn.execute(query.distinct())).scalars())
+                found.update(
+                    bytes(v).hex() for v in (await conn.execute(query.distinct())).scalars()
+                )
     return found
 
 

@@ -59,9 +59,7 @@ service_accounts = Table(
     "service_accounts",
     metadata,
     Column("id", ID, primary_key=True),
-    Column(
-        "customer_id", ID, ForeignKey("customers.id", ondelete="CASCADE"), nullable=False
-    ),
+    Column("customer_id", ID, ForeignKey("customers.id", ondelete="CASCADE"), nullable=False),
     Column("number_enc", LargeBinary, nullable=False),
     Column("number_bidx", LargeBinary(32), nullable=False, unique=True),
     Column("kind", String(16), nullable=False),
@@ -74,9 +72,7 @@ eservice_users = Table(
     "eservice_users",
     metadata,
     Column("id", ID, primary_key=True),
-    Column(
-        "customer_id", ID, ForeignKey("customers.id", ondelete="CASCADE"), nullable=False
-    ),
+    Column("customer_id", ID, ForeignKey("customers.id", ondelete="CASCADE"), nullable=False),
     Column("user_id_enc", LargeBinary, nullable=False),
     Column("user_id_bidx", LargeBinary(32), nullable=False, unique=True),
     Column("password_hash", String(200), nullable=False),
@@ -96,9 +92,7 @@ chat_links = Table(
         ForeignKey("eservice_users.id", ondelete="CASCADE"),
         nullable=False,
     ),
-    Column(
-        "customer_id", ID, ForeignKey("customers.id", ondelete="CASCADE"), nullable=False
-    ),
+    Column("customer_id", ID, ForeignKey("customers.id", ondelete="CASCADE"), nullable=False),
     Column("linked_at", UTCDateTime, nullable=False),
     UniqueConstraint("channel", "chat_id", name="uq_chat_links_channel_chat"),
     Index("ix_chat_links_customer", "customer_id"),
@@ -108,9 +102,7 @@ bills = Table(
     "bills",
     metadata,
     Column("id", ID, primary_key=True),
-    Column(
-        "customer_id", ID, ForeignKey("customers.id", ondelete="CASCADE"), nullable=False
-    ),
+    Column("customer_id", ID, ForeignKey("customers.id", ondelete="CASCADE"), nullable=False),
     Column(
         "service_account_id",
         ID,
@@ -196,9 +188,7 @@ consent_ledger = Table(
     "consent_ledger",
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
-    Column(
-        "customer_id", ID, ForeignKey("customers.id", ondelete="CASCADE"), nullable=False
-    ),
+    Column("customer_id", ID, ForeignKey("customers.id", ondelete="CASCADE"), nullable=False),
     Column("purpose", String(32), nullable=False),
     Column("granted", Boolean, nullable=False),
     Column("notice_version", String(32), nullable=False),
@@ -233,3 +223,8 @@ ENCRYPTED_COLUMNS: dict[str, tuple[str, ...]] = {
 def aad_column(column: str) -> str:
     """The column name used in a ciphertext's associated data (without ``_enc``)."""
     return column.removesuffix("_enc")
+
+
+# Each feature keeps its own tables in storage/tables_<feature>.py on the same metadata;
+# they are imported here so that the schema (and Alembic) always sees all of them.
+# (imports at the bottom on purpose: those modules import `metadata` from this one)

@@ -20,9 +20,7 @@ from typing import Any, TypeVar
 import pytest
 from blockbuster import BlockBuster, blockbuster_ctx
 
-PG_URL = os.environ.get(
-    "SELFCARE_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-)
+PG_URL = os.environ.get("SELFCARE_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 _pg_state: dict[str, str | None] = {}
 T = TypeVar("T")

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 19:12:42.850233
+Create Date: 2026-11-25 19:21:20.564187
 """
 
 from collections.abc import Sequence
