@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bot.settings import Settings, SettingsError
+from core.i18n import preload
 from core.services.conversation import ConversationService, ConversationSettings
 from storage.crypto import Argon2PasswordHasher, FieldCipher, Keyring, KeyringError
 from storage.db import ensure_sqlite_folder
@@ -73,6 +74,7 @@ class Container:
 
 async def build(settings: Settings) -> Container:
     keyring = await asyncio.to_thread(load_keyring, settings)
+    await asyncio.to_thread(preload)  # gettext catalogs: read once, off the event loop
     await asyncio.to_thread(ensure_sqlite_folder, settings.database_url)
     cipher = FieldCipher(keyring)
     return Container(

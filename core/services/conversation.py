@@ -1,0 +1,154 @@
+"""The one entry point every channel calls with an inbound chat event.
+
+``ConversationService.handle`` runs one event in one unit of work: record it in the inbox
+(a redelivery stops here), lock and load the chat's state, expire a stale dialogue, run the
+flow, save the state and queue the replies in the outbox, commit. Sending is the caller's
+job: channels deliver the outbox rows after the commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from core.chat import ButtonPress, CommandMessage, Incoming, Reply, TextReply
+from core.domain import Conversation
+from core.flows import fallback
+from core.flows.context import ConversationSettings, FlowContext, clear_dialogue
+from core.flows.menu import prompt, with_menu
+from core.flows.privacy import short_notice
+from core.flows.registry import default_router
+from core.flows.router import Router
+from core.i18n import preload, translator
+from core.ports import Clock, UnitOfWork, UnitOfWorkFactory
+
+__all__ = ["ConversationService", "ConversationSettings", "Handled"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Handled:
+    """What became of one inbound event: ``duplicate`` when it had been handled before
+    (nothing was done), else the replies queued and their outbox ids, in order."""
+
+    duplicate: bool
+    replies: list[Reply]
+    outbox_ids: list[int]
+
+
+class ConversationService:
+    """Runs the flows for inbound events, one transaction per event."""
+
+    def __init__(
+        self,
+        uow_factory: UnitOfWorkFactory,
+        clock: Clock,
+        settings: ConversationSettings,
+        *,
+        router: Router | None = None,
+    ) -> None:
+        self._uow_factory = uow_factory
+        self._clock = clock
+        self._settings = settings
+        self._router = router if router is not None else default_router()
+        preload()  # read the catalogs now, not on the event loop later
+
+    async def handle(self, incoming: Incoming) -> Handled:
+        """Handle ``incoming`` exactly once.
+
+        A flow that fails is rolled back whole; the event is then recorded and an apology
+        queued in a fresh unit of work. Storage errors propagate with nothing committed,
+        so the platform's retry finds the event new."""
+        now = self._clock.now()
+        async with self._uow_factory() as uow:
+            if not await uow.inbox.accept(
+                incoming.channel, incoming.event_id, incoming.received_at
+            ):
+                return Handled(duplicate=True, replies=[], outbox_ids=[])
+            conversation = await uow.conversations.load_for_update(
+                incoming.channel, incoming.chat_id, self._settings.default_language
+            )
+            language = conversation.language
+            try:
+                replies = await self._respond(uow, conversation, incoming, now)
+            except Exception as exc:  # any flow bug must still get the customer a reply
+                _log_failure(exc)
+            else:
+                await uow.conversations.save(conversation)
+                ids = await uow.outbox.enqueue_replies(
+                    incoming.channel, incoming.chat_id, replies, now
+                )
+                await uow.commit()
+                return Handled(duplicate=False, replies=replies, outbox_ids=ids)
+        # Leaving the block without commit rolled the flow's work back.
+        return await self._apologise(incoming, language, now)
+
+    async def _respond(
+        self, uow: UnitOfWork, conversation: Conversation, incoming: Incoming, now: datetime
+    ) -> list[Reply]:
+        ctx = FlowContext(
+            conversation=conversation,
+            incoming=incoming,
+            uow=uow,
+            now=now,
+            settings=self._settings,
+            router=self._router,
+        )
+        first_contact = not conversation.seen_privacy_notice
+        replies = await self._expire_or_dispatch(ctx, now)
+        if not any(isinstance(reply, TextReply) for reply in replies):
+            # A flow that forgot to answer still must not leave the customer in silence.
+            replies.append(with_menu(ctx.t, prompt(ctx.t)))
+        if first_contact and not conversation.seen_privacy_notice:
+            # The /privacy flow shows the full notice itself; anything else gets the short one.
+            conversation.seen_privacy_notice = True
+            replies.insert(0, TextReply(short_notice(ctx.t, self._settings)))
+        return replies
+
+    async def _expire_or_dispatch(self, ctx: FlowContext, now: datetime) -> list[Reply]:
+        conversation = ctx.conversation
+        if conversation.deadline is None or now < _as_utc(conversation.deadline):
+            return await self._router.dispatch(ctx)
+        expired = conversation.flow is not None
+        clear_dialogue(conversation)
+        if not expired:
+            return await self._router.dispatch(ctx)
+        note = fallback.dialogue_expired(ctx.t, self._settings.timeout)
+        if isinstance(ctx.event, CommandMessage | ButtonPress):
+            # A command or button stands on its own: do it, after the note.
+            return [TextReply(note), *await self._router.dispatch(ctx)]
+        # Anything else answered a question that is gone: don't guess what it meant.
+        return [with_menu(ctx.t, note)]
+
+    async def _apologise(self, incoming: Incoming, language: str, now: datetime) -> Handled:
+        apology: list[Reply] = [fallback.something_went_wrong(translator(language))]
+        async with self._uow_factory() as uow:
+            if not await uow.inbox.accept(
+                incoming.channel, incoming.event_id, incoming.received_at
+            ):
+                return Handled(duplicate=True, replies=[], outbox_ids=[])
+            conversation = await uow.conversations.load_for_update(
+                incoming.channel, incoming.chat_id, self._settings.default_language
+            )
+            if conversation.flow is not None or conversation.deadline is not None:
+                # Don't leave the chat in a step that may fail again on every answer.
+                clear_dialogue(conversation)
+                await uow.conversations.save(conversation)
+            ids = await uow.outbox.enqueue_replies(incoming.channel, incoming.chat_id, apology, now)
+            await uow.commit()
+        return Handled(duplicate=False, replies=apology, outbox_ids=ids)
+
+
+def _as_utc(moment: datetime) -> datetime:
+    # Some drivers hand back naive datetimes; the database stores UTC.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _log_failure(exc: Exception) -> None:
+    # The type and where it was raised, never the message: it may quote personal data.
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f"{frames[-1].filename}:{frames[-1].lineno} in {frames[-1].name}" if frames else "?"
+    logger.error("flow failed with %s at %s; apology sent", type(exc).__name__, where)
