@@ -52,13 +52,17 @@ i18n: venv
 ## Until the first release the schema is one migration, regenerated from storage/tables*.py
 migration: venv
 	rm -f var/migration-dev.db storage/migrations/versions/0001_initial_schema.py
-	mkdir -p var
-	$(BIN)/alembic revision --autogenerate -m "initial schema" --rev-id 0001 >/dev/null
+	mkdir -p var/migration-kept
+	# Hand-written revisions after 0001 (triggers: 0002) sit out the regeneration.
+	mv storage/migrations/versions/0002_*.py var/migration-kept/
+	$(BIN)/alembic revision --autogenerate -m "initial schema" --rev-id 0001 >/dev/null; \
+	  status=$$?; mv var/migration-kept/*.py storage/migrations/versions/; exit $$status
 	rm -f var/migration-dev.db
 	@echo "storage/migrations/versions/0001_initial_schema.py regenerated"
 
 bench: venv
 	$(BIN)/python bench/crypto.py --write-docs
+	$(BIN)/python bench/import.py --write-docs
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -128,4 +128,24 @@ def create_app(
 
 def default_features() -> list[RouteSetup]:
     """Every feature's routes (each module's ``setup``)."""
-    return []
+    from bot.web import (
+        admin,
+        admin_page,
+        integrations,
+        integrations_admin,
+        link,
+        media,
+        pay,
+        webhooks,
+    )
+
+    return [
+        webhooks.setup,
+        media.setup,
+        integrations.setup,
+        pay.setup,
+        link.setup,
+        admin.setup,
+        integrations_admin.setup,
+        admin_page.setup,
+    ]

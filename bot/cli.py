@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
@@ -14,11 +13,10 @@ from zoneinfo import ZoneInfo
 from bot import bootstrap
 from bot.logging_setup import configure_logging
 from bot.settings import Settings, SettingsError, load_settings, settings_help
+from core.services.passwords import MIN_PASSWORD_LENGTH, USER_ID_PATTERN
 
 Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
 BANGKOK = ZoneInfo("Asia/Bangkok")
-USER_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{3,64}$")
-MIN_PASSWORD_LENGTH = 8
 
 
 class CliError(Exception):
@@ -219,6 +217,18 @@ async def cmd_keys_retire(args: argparse.Namespace, settings: Settings) -> int:
 # --- serve ---------------------------------------------------------------------------
 
 
+async def ensure_schema(container: bootstrap.Container, settings: Settings) -> None:
+    """Development upgrades an old schema; production refuses to run on one."""
+    from storage import migrate
+
+    current = await migrate.current_revision(container.db.engine)
+    head = await migrate.head_revision()
+    if current != head:
+        if settings.is_production:
+            raise CliError(f"database at {current}, code at {head}: run `selfcare db upgrade`")
+        await migrate.upgrade(settings.database_url)
+
+
 async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import signal
     import ssl
@@ -227,7 +237,6 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from bot import tls
     from bot.app import create_app
-    from storage import migrate
 
     host = args.host or settings.host
     port = args.port or settings.port
@@ -251,12 +260,7 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     container = await bootstrap.build(settings)
     runner: web.AppRunner | None = None
     try:
-        current = await migrate.current_revision(container.db.engine)
-        head = await migrate.head_revision()
-        if current != head:
-            if settings.is_production:
-                raise CliError(f"database at {current}, code at {head}: run `selfcare db upgrade`")
-            await migrate.upgrade(settings.database_url)
+        await ensure_schema(container, settings)
         runner = web.AppRunner(
             create_app(container),
             access_log=None,
@@ -400,6 +404,22 @@ def build_parser() -> argparse.ArgumentParser:
     rotate.add_argument("--batch-size", type=int, default=500)
     retire = add(keys, "retire", cmd_keys_retire, "remove an old key no row uses any more")
     retire.add_argument("key_id")
+
+    from bot import cli_integrations
+
+    cli_integrations.register(group, add)
+
+    from bot import cli_channels
+
+    cli_channels.register(commands, group, add)
+
+    from bot import cli_staff
+
+    cli_staff.register(group, add)
+
+    from bot import cli_payments
+
+    cli_payments.register(group, add)
     return parser
 
 

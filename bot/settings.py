@@ -6,6 +6,7 @@ the variable and what it should be (see :func:`load_settings`).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -64,12 +65,116 @@ class Settings(BaseSettings):
         None, description="LINE channel access token"
     )
     line_api_url: str = Field("https://api.line.me", description="LINE Messaging API base URL")
+    telegram_messages_per_second: float = Field(
+        30,
+        gt=0,
+        description="Telegram sends per second from one process (Telegram allows about 30 "
+        "in all: divide by the number of processes that send)",
+    )
+    telegram_chat_messages_per_second: float = Field(
+        1, gt=0, description="Telegram sends per second to one chat (short bursts of 3 allowed)"
+    )
+    media_url_ttl: int = Field(
+        86400,
+        ge=60,
+        le=30 * 86400,
+        description="seconds a signed /media URL (images and files for LINE) stays valid",
+    )
+    outbox_lease_seconds: int = Field(
+        60,
+        ge=5,
+        le=3600,
+        description="seconds a process may hold outbox messages it is sending before "
+        "another process takes them over",
+    )
+    worker_poll_seconds: float = Field(
+        1, gt=0, le=60, description="how often `selfcare worker` looks for replies left to send"
+    )
+    promotions_per_day_cap: int = Field(
+        1,
+        ge=1,
+        le=100,
+        description="promotions one customer gets per day (Bangkok calendar day) at most",
+    )
+    broadcast_telegram_per_second: float = Field(
+        30,
+        ge=0,
+        le=1000,
+        description="Telegram promotion messages per second, all workers together (shared "
+        "through the database); 0: no limit, only for benchmarks against a stub",
+    )
+    line_multicast_batch_size: int = Field(
+        500, ge=1, le=500, description="LINE users per multicast request of a campaign (≤500)"
+    )
+    broadcast_lease_seconds: int = Field(
+        120,
+        ge=1,
+        le=3600,
+        description="seconds a worker holds campaign messages it is sending before another "
+        "worker takes them over (LINE: sent again with the same retry key; Telegram: "
+        "marked failed, never sent twice)",
+    )
     integration_secrets: str = Field(
         "",
         description="comma-separated whsec_… secrets accepted on signed integration events",
     )
+    webhook_dead_letter_hours: float = Field(
+        72,
+        gt=0,
+        le=30 * 24,
+        description="hours an event is retried to a subscriber before its delivery is "
+        "dead-lettered (`selfcare integrations replay` sends it again)",
+    )
+    webhook_timeout_seconds: float = Field(
+        10, gt=0, le=120, description="seconds a subscriber has to answer one event"
+    )
     public_url: str = Field(
         "https://localhost:8443", description="external https URL of this service"
+    )
+    promptpay_biller_id: str | None = Field(
+        None,
+        description="PromptPay biller id for bill-payment QR codes (15 digits: the operator's "
+        "tax id and a 2-digit suffix; ref1 = account number, ref2 = bill reference). Outside "
+        "production a demo id is used when neither this nor SELFCARE_PROMPTPAY_ID is set",
+    )
+    promptpay_id: str | None = Field(
+        None,
+        description="for operators without a biller id: a PromptPay phone number (10 digits) "
+        "or tax id (13 digits) that QR codes pay to (no bill references)",
+    )
+    pay_link_ttl_minutes: int = Field(
+        60, ge=5, le=7 * 24 * 60, description="minutes a /pay/{token} payment link stays valid"
+    )
+    reminder_days_before_due: str = Field(
+        "3,1",
+        description="comma-separated days before the due date on which customers are reminded "
+        "of an unpaid bill (0 = on the due date; empty: no due reminders)",
+    )
+    sms_gateway_url: str | None = Field(
+        None,
+        description="HTTP SMS gateway that sends sign-in codes (POST JSON {to, text}); unset: "
+        "SMS codes and registration are not offered, except in development, where each "
+        "code is printed to the server log and the shell instead",
+    )
+    sms_gateway_token: SecretStr | None = Field(
+        None, description="bearer token for SELFCARE_SMS_GATEWAY_URL"
+    )
+    smtp_url: SecretStr | None = Field(
+        None,
+        description="SMTP server that sends email confirmation codes: "
+        "smtp://USER:PASSWORD@HOST:587 (STARTTLS, required except on a loopback host) or "
+        "smtps://USER:PASSWORD@HOST:465; unset: customers cannot change their email in the "
+        "chat, except in development, where each code is printed to the log and the shell",
+    )
+    email_from: str = Field(
+        "no-reply@example.co.th", description="the From address of emails the service sends"
+    )
+    retention_days: int = Field(
+        30,
+        ge=2,
+        le=3650,
+        description="days `selfcare worker` keeps inbox entries, sent messages and idle "
+        "conversation state before deleting them",
     )
     tls_cert: Path | None = Field(None, description="PEM certificate chain for `serve`")
     tls_key: Path | None = Field(None, description="PEM private key for `serve`")
@@ -101,6 +206,58 @@ class Settings(BaseSettings):
             if not secret.startswith("whsec_"):
                 raise ValueError("each secret must start with whsec_")
         return value
+
+    @field_validator("telegram_secret_token")
+    @classmethod
+    def _telegram_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        # Telegram's own rule for secret_token in setWebhook.
+        secret = value.get_secret_value() if value is not None else None
+        if secret is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", secret):
+            raise ValueError("1 to 256 characters A-Z, a-z, 0-9, _ and -")
+        return value
+
+    @field_validator("promptpay_biller_id")
+    @classmethod
+    def _biller_id(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[0-9]{15}", value):
+            raise ValueError("must be 15 digits")
+        return value
+
+    @field_validator("promptpay_id")
+    @classmethod
+    def _promptpay_id(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"0[0-9]{9}|[0-9]{13}", value):
+            raise ValueError("must be a phone number like 0812345678 or a 13-digit tax id")
+        return value
+
+    @field_validator("sms_gateway_url")
+    @classmethod
+    def _sms_gateway_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s):// URL")
+        return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url(cls, value: SecretStr | None) -> SecretStr | None:
+        url = value.get_secret_value() if value is not None else None
+        if url is not None and not re.fullmatch(r"smtps?://([^@/]+@)?[^@/:]+(:[0-9]{1,5})?/?", url):
+            raise ValueError("must look like smtp://USER:PASSWORD@HOST:587 or smtps://HOST:465")
+        return value
+
+    @field_validator("reminder_days_before_due")
+    @classmethod
+    def _reminder_days(cls, value: str) -> str:
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            if not re.fullmatch(r"[0-9]{1,2}", part) or int(part) > 60:
+                raise ValueError("comma-separated whole days from 0 to 60, like 3,1")
+        return value
+
+    @property
+    def reminder_days(self) -> tuple[int, ...]:
+        """``reminder_days_before_due`` as numbers, largest first, without repeats."""
+        days = {int(p) for p in self.reminder_days_before_due.split(",") if p.strip()}
+        return tuple(sorted(days, reverse=True))
 
     @model_validator(mode="after")
     def _tls_pair(self) -> Settings:

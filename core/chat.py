@@ -110,6 +110,8 @@ class TextReply:
     text: str
     buttons: tuple[tuple[Button | LinkButton, ...], ...] = ()
     request_contact: str | None = None  # label of a "share my number" button
+    # The reply asks for a secret (a password): the terminal reads the answer without echo.
+    secret: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +158,7 @@ def reply_to_json(reply: Reply) -> dict[str, Any]:
                 "text": reply.text,
                 "buttons": [[_button_to_json(b) for b in row] for row in reply.buttons],
                 "request_contact": reply.request_contact,
+                "secret": reply.secret,
             }
         case ImageReply():
             return {
@@ -184,6 +187,7 @@ def reply_from_json(raw: dict[str, Any]) -> Reply:
             text=raw["text"],
             buttons=tuple(tuple(_button_from_json(b) for b in row) for row in raw["buttons"]),
             request_contact=raw.get("request_contact"),
+            secret=bool(raw.get("secret", False)),
         )
     if kind == "image":
         return ImageReply(

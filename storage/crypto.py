@@ -21,7 +21,6 @@ import secrets
 import stat
 import threading
 import types
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,9 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+# One definition for core and storage; re-exported here for the repositories.
+from core.identifiers import normalise_phone, normalise_user_id
 
 __all__ = [
     "Argon2PasswordHasher",
@@ -419,45 +421,10 @@ class FieldCipher:
 
 # --- normalising lookups ---------------------------------------------------------------------
 
-_PHONE_SEPARATORS = re.compile(r"[\s\-.()]")
-
-
-def normalise_phone(value: str) -> str:
-    """Return a Thai phone number in domestic form, e.g. ``"+66 81 234 5678"`` -> ``"0812345678"``.
-
-    Accepts spaces, dashes, dots, parentheses, a ``+66`` or ``66`` prefix and Thai or
-    full-width digits. Raises ValueError unless the result is 9-10 digits starting with 0.
-    """
-    # Thai digits (๐-๙) and full-width digits are what some keyboards send.
-    text = "".join(
-        str(unicodedata.decimal(ch)) if ch.isdecimal() else ch
-        for ch in unicodedata.normalize("NFKC", value)
-    )
-    text = _PHONE_SEPARATORS.sub("", text)
-    if text.startswith("+"):
-        if not text.startswith("+66"):
-            raise ValueError("not a Thai phone number")
-        text = text[1:]
-    if not text.isascii() or not text.isdigit():
-        raise ValueError("a phone number holds only digits")
-    if text.startswith("66"):
-        # "+66 (0)81 ..." keeps the trunk zero after the country code.
-        text = "0" + text[2:].removeprefix("0")
-    if not text.startswith("0") or not 9 <= len(text) <= 10:
-        raise ValueError("a Thai phone number has 9 or 10 digits starting with 0")
-    return text
-
 
 def normalise_email(value: str) -> str:
     """Return ``value`` stripped and case-folded, for blind-index lookups."""
     return value.strip().casefold()
-
-
-def normalise_user_id(value: str) -> str:
-    """Return ``value`` NFKC-normalised, stripped and case-folded, for blind-index lookups."""
-    # Case folding can produce characters NFKC would change again, hence the second pass.
-    folded = unicodedata.normalize("NFKC", value).casefold()
-    return unicodedata.normalize("NFKC", folded).strip()
 
 
 # --- passwords -------------------------------------------------------------------------------

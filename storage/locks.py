@@ -22,3 +22,12 @@ def lock_key(name: str) -> int:
 async def advisory_xact_lock(conn: AsyncConnection, name: str) -> None:
     if conn.dialect.name == "postgresql":
         await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_key(name)})
+
+
+async def try_advisory_xact_lock(conn: AsyncConnection, name: str) -> bool:
+    """Like :func:`advisory_xact_lock` but gives up at once: False when another
+    transaction holds the lock (SQLite: always True, the write lock is held already)."""
+    if conn.dialect.name != "postgresql":
+        return True
+    result = await conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": lock_key(name)})
+    return bool(result.scalar_one())

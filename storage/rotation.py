@@ -19,7 +19,7 @@ from storage import tables as t
 from storage.crypto import FieldCipher
 
 #: The column whose value is a ciphertext's row id (its associated data), by table.
-ROW_ID_COLUMN = {"outbox": "uid"}
+ROW_ID_COLUMN = {"outbox": "uid", "integration_events": "event_id"}
 
 
 @dataclass(frozen=True, slots=True)

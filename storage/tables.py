@@ -180,6 +180,9 @@ outbox = Table(
     Column("available_at", UTCDateTime, nullable=False),
     Column("sent_at", UTCDateTime, nullable=True),
     Column("last_error", String(200), nullable=True),
+    # status "sending": claimed by the process named lease_owner until lease_until
+    Column("lease_until", UTCDateTime, nullable=True),
+    Column("lease_owner", String(32), nullable=True),
     Index("ix_outbox_pending", "status", "available_at"),
     Index("ix_outbox_chat", "channel", "chat_id", "id"),
 )
@@ -217,6 +220,12 @@ ENCRYPTED_COLUMNS: dict[str, tuple[str, ...]] = {
     "eservice_users": ("user_id_enc",),
     "conversations": ("state_enc",),
     "outbox": ("payload_enc",),
+    "media_objects": ("content_enc", "filename_enc"),
+    "callback_payloads": ("payload_enc",),
+    "webhook_endpoints": ("secret_enc",),
+    "integration_events": ("payload_enc",),
+    "contact_changes": ("value_enc",),
+    "correction_requests": ("text_enc", "note_enc"),
 }
 
 
@@ -228,3 +237,9 @@ def aad_column(column: str) -> str:
 # Each feature keeps its own tables in storage/tables_<feature>.py on the same metadata;
 # they are imported here so that the schema (and Alembic) always sees all of them.
 # (imports at the bottom on purpose: those modules import `metadata` from this one)
+import storage.tables_channels  # noqa: E402
+import storage.tables_integrations as _integrations  # noqa: E402, F401
+import storage.tables_linking  # noqa: E402
+import storage.tables_profile  # noqa: E402
+import storage.tables_staff  # noqa: E402, F401
+from storage import tables_billing  # noqa: E402, F401

@@ -9,6 +9,7 @@ under a folder and their paths printed. End of input ends the session cleanly.
 from __future__ import annotations
 
 import asyncio
+import getpass
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,8 @@ class ConsoleMessenger:
         self._media_dir = media_dir
         self._files = 0
         self.choices: list[Choice] = []
+        # The last text asked for a secret (a password): read the answer without echo.
+        self.secret = False
 
     def _print(self, text: str = "") -> None:
         print(text, file=self._out, flush=True)
@@ -73,6 +76,7 @@ class ConsoleMessenger:
     async def send(self, chat_id: str, reply: Reply) -> None:
         match reply:
             case TextReply():
+                self.secret = reply.secret
                 self._print(reply.text)
                 choices: list[Choice] = [b for row in reply.buttons for b in row]
                 if reply.request_contact:
@@ -147,6 +151,15 @@ class LineReader:
         line = await asyncio.to_thread(self._stream.readline)
         return None if line == "" else line.rstrip("\r\n")
 
+    async def read_secret(self, prompt: str = "🔑 ") -> str | None:
+        """A line typed without echo (a password) on a terminal; a pipe's next line."""
+        if not self.interactive:
+            return await self.read()
+        try:
+            return await asyncio.to_thread(getpass.getpass, prompt)
+        except EOFError:
+            return None
+
 
 async def run_shell(
     *,
@@ -179,9 +192,15 @@ async def run_shell(
 
     if send_start:
         await submit(parse_text(CHANNEL, "/start"))
-    while (line := await reader.read()) is not None:
+    while True:
+        secret = messenger.secret
+        line = await (reader.read_secret() if secret else reader.read())
+        if line is None:
+            break
         if not reader.interactive:
-            print(f"› {line}", file=out, flush=True)  # a piped transcript shows both sides
+            # A piped transcript shows both sides, but never a password.
+            shown = "•" * 8 if secret and line.strip() else line
+            print(f"› {shown}", file=out, flush=True)
         if not line.strip():
             continue
         choice = choose(messenger.choices, line)

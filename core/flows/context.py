@@ -7,10 +7,10 @@ neutral replies; it never commits, sends or sleeps: the conversation service doe
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from core.chat import InboundEvent, Incoming, Reply
 from core.domain import Conversation
@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from core.flows.intents import Intent
     from core.flows.router import Router
     from core.ports import UnitOfWork
+    from core.services.billing import PaymentSettings
+
+_S = TypeVar("_S")
 
 __all__ = [
     "PRIVACY_NOTICE_VERSION",
@@ -41,13 +44,16 @@ class ConversationSettings:
 
     ``timeout`` is how long a multi-step dialogue waits for the next answer;
     ``privacy_contact`` (e.g. "privacy@example.co.th, call 1100") is shown in the privacy
-    notice and wherever a customer is sent to exercise a right by other means."""
+    notice and wherever a customer is sent to exercise a right by other means;
+    ``payments`` says how bills are paid (``core.services.billing.PaymentSettings``)."""
 
     operator_name: str
     timeout: timedelta = timedelta(minutes=10)
     default_language: str = DEFAULT_LANGUAGE
     privacy_notice_version: str = PRIVACY_NOTICE_VERSION
     privacy_contact: str = ""
+    # How bills are paid (PromptPay ids, payment pages); None: no QR codes in this chat.
+    payments: PaymentSettings | None = None
 
     def __post_init__(self) -> None:
         if not self.operator_name.strip():
@@ -81,10 +87,21 @@ class FlowContext:
     flow: str = ""
     arg: str = ""
     intent: Intent | None = field(default=None)
+    # Use cases with ports of their own (hashing, SMS…), by type, as the composition root
+    # wired them: a flow asks with ``ctx.service(LinkingService)``.
+    services: Mapping[type[Any], object] = field(default_factory=dict)
 
     @property
     def event(self) -> InboundEvent:
         return self.incoming.event
+
+    def service(self, kind: type[_S]) -> _S:
+        """The ``kind`` use-case object wired into the conversation service; raises
+        LookupError when it was not (a wiring bug, not a customer's mistake)."""
+        found = self.services.get(kind)
+        if not isinstance(found, kind):
+            raise LookupError(f"{kind.__name__} is not wired into the conversation service")
+        return found
 
     @property
     def t(self) -> Translator:

@@ -33,6 +33,7 @@ class Intent(enum.StrEnum):
     PAY = "pay"
     BILL = "bill"
     CONSENT = "consent"
+    CORRECTION = "correction"
     PROFILE = "profile"
     PRIVACY = "privacy"
     LANGUAGE = "language"
@@ -83,6 +84,18 @@ _KEYWORDS: dict[Intent, tuple[str, ...]] = {
         "opt out",
         "opt in",
         "consent",
+    ),
+    Intent.CORRECTION: (
+        "ข้อมูลผิด",
+        "ข้อมูลไม่ถูกต้อง",
+        "แก้ไขข้อมูล",
+        "ชื่อผิด",
+        "ที่อยู่ผิด",
+        "wrong data",
+        "wrong details",
+        "is wrong",
+        "incorrect",
+        "correction",
     ),
     Intent.PROFILE: (
         "โปรไฟล์",

@@ -8,11 +8,27 @@ row here. A button whose payload is ``<name>`` or ``<name>:<arg>`` reaches the r
 
 from __future__ import annotations
 
-from core.flows import cancel, lang, menu, privacy, start
+from core.chat import AccountLinkResult
+from core.flows import (
+    bill,
+    cancel,
+    consent,
+    correction,
+    forget,
+    lang,
+    link,
+    menu,
+    mydata,
+    pay,
+    privacy,
+    profile,
+    promotions,
+    start,
+    unlink,
+)
 from core.flows import help as help_flow
 from core.flows.intents import Intent
 from core.flows.router import Route, Router
-from core.flows.unavailable import coming_soon
 
 __all__ = ["ROUTES", "default_router"]
 
@@ -32,14 +48,34 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route("privacy", privacy.handle, commands=("privacy",), intents=(Intent.PRIVACY,)),
     # Not built yet: each answers honestly "not in the chat yet". Replace the row to build it.
-    coming_soon("link", intents=(Intent.LINK,)),
-    coming_soon("unlink", intents=(Intent.UNLINK,)),
-    coming_soon("bill", intents=(Intent.BILL,)),
-    coming_soon("pay", intents=(Intent.PAY,)),
-    coming_soon("profile", intents=(Intent.PROFILE,)),
-    coming_soon("consent", intents=(Intent.CONSENT,)),
-    coming_soon("mydata", intents=(Intent.MYDATA,)),
-    coming_soon("forget", intents=(Intent.FORGET,)),
+    Route(
+        "link",
+        link.handle,
+        commands=("link",),
+        intents=(Intent.LINK,),
+        step=link.answer,
+        events=(AccountLinkResult,),
+        secret_steps=link.SECRET_STEPS,
+    ),
+    Route("unlink", unlink.handle, commands=("unlink",), intents=(Intent.UNLINK,)),
+    Route("bill", bill.handle, commands=("bill",), intents=(Intent.BILL,), step=bill.answer),
+    Route("pay", pay.handle, commands=("pay",), intents=(Intent.PAY,), step=pay.answer),
+    # the one-tap opt-out button under every promotion (button payload optout:<campaign>)
+    Route("optout", promotions.handle),
+    Route(
+        "profile",
+        profile.handle,
+        commands=("profile",),
+        intents=(Intent.PROFILE,),
+        step=profile.answer,
+    ),
+    # "Report wrong data" (a button of /profile, or text such as "ข้อมูลผิด")
+    Route("correction", correction.handle, intents=(Intent.CORRECTION,), step=correction.answer),
+    Route("consent", consent.handle, commands=("consent",), intents=(Intent.CONSENT,)),
+    Route("mydata", mydata.handle, commands=("mydata",), intents=(Intent.MYDATA,)),
+    Route(
+        "forget", forget.handle, commands=("forget",), intents=(Intent.FORGET,), step=forget.answer
+    ),
 )
 
 

@@ -5,7 +5,8 @@ reach the route of the same name (``"lang"`` or ``"lang:en"``, the part after th
 being the argument). The table of routes is ``core/flows/registry.py``.
 
 Order of routing:
-1. a command goes to its route; a button to the route named by its payload;
+1. a command goes to its route; a button to the route named by its payload; an event
+   type a route claims (``Route.events``) to that route;
 2. other messages while a dialogue is active go to that flow's step handler, except a
    cancel word (which cancels);
 3. free text goes to the route of its intent; anything else gets a friendly fallback.
@@ -52,6 +53,12 @@ class Route:
     step: StepHandler | None = None
     keeps_dialogue: bool = False
     placeholder: bool = False
+    # Inbound event types (beside text, commands and buttons) this route takes whatever
+    # the chat is doing, e.g. LINE's AccountLinkResult for "link".
+    events: tuple[type[object], ...] = ()
+    # Steps whose answer is a secret (a password): a cancel word there is the answer, so
+    # the step still takes it (and deletes the message); /cancel still cancels.
+    secret_steps: tuple[str, ...] = ()
 
 
 class Router:
@@ -63,6 +70,7 @@ class Router:
         self._by_name: dict[str, Route] = {}
         self._by_command: dict[str, Route] = {}
         self._by_intent: dict[Intent, Route] = {}
+        self._by_event: dict[type[object], Route] = {}
         for route in self.routes:
             if not route.name or ":" in route.name:
                 raise ValueError(f"bad route name {route.name!r}")
@@ -71,6 +79,8 @@ class Router:
                 _claim(self._by_command, command, route, "command")
             for intent in route.intents:
                 _claim(self._by_intent, intent, route, "intent")
+            for event_type in route.events:
+                _claim(self._by_event, event_type, route, "event type")
 
     def route(self, name: str) -> Route | None:
         return self._by_name.get(name)
@@ -119,6 +129,9 @@ class Router:
             if route is None:
                 return [fallback.stale_button(t)]
             return await self.run(route, ctx, arg=arg)
+        by_event = self._by_event.get(type(event))
+        if by_event is not None:
+            return await self.run(by_event, ctx)
 
         answered = await self._continue_dialogue(ctx)
         if answered is not None:
@@ -146,7 +159,11 @@ class Router:
             clear_dialogue(conversation)
             return None
         event = ctx.event
-        if isinstance(event, TextMessage) and detect_intent(event.text) is Intent.CANCEL:
+        if (
+            isinstance(event, TextMessage)
+            and conversation.step not in route.secret_steps
+            and detect_intent(event.text) is Intent.CANCEL
+        ):
             cancel = self.for_intent(Intent.CANCEL)
             if cancel is not None:
                 return await self.run(cancel, ctx, intent=Intent.CANCEL)

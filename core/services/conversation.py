@@ -10,10 +10,20 @@ from __future__ import annotations
 
 import logging
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from core.chat import ButtonPress, CommandMessage, Incoming, Reply, TextReply
+from core.chat import (
+    ButtonPress,
+    CommandMessage,
+    DeleteUserMessage,
+    Incoming,
+    Reply,
+    TextMessage,
+    TextReply,
+)
 from core.domain import Conversation
 from core.flows import fallback
 from core.flows.context import ConversationSettings, FlowContext, clear_dialogue
@@ -49,11 +59,13 @@ class ConversationService:
         settings: ConversationSettings,
         *,
         router: Router | None = None,
+        services: Mapping[type[Any], object] | None = None,
     ) -> None:
         self._uow_factory = uow_factory
         self._clock = clock
         self._settings = settings
         self._router = router if router is not None else default_router()
+        self._services = dict(services or {})  # use cases flows ask for: ctx.service(...)
         preload()  # read the catalogs now, not on the event loop later
 
     async def handle(self, incoming: Incoming) -> Handled:
@@ -96,6 +108,7 @@ class ConversationService:
             now=now,
             settings=self._settings,
             router=self._router,
+            services=self._services,
         )
         first_contact = not conversation.seen_privacy_notice
         replies = await self._expire_or_dispatch(ctx, now)
@@ -113,6 +126,7 @@ class ConversationService:
         if conversation.deadline is None or now < _as_utc(conversation.deadline):
             return await self._router.dispatch(ctx)
         expired = conversation.flow is not None
+        taken_back = self._take_back_secret(ctx)
         clear_dialogue(conversation)
         if not expired:
             return await self._router.dispatch(ctx)
@@ -121,7 +135,20 @@ class ConversationService:
             # A command or button stands on its own: do it, after the note.
             return [TextReply(note), *await self._router.dispatch(ctx)]
         # Anything else answered a question that is gone: don't guess what it meant.
-        return [with_menu(ctx.t, note)]
+        return [*taken_back, with_menu(ctx.t, note)]
+
+    def _take_back_secret(self, ctx: FlowContext) -> list[Reply]:
+        """A late answer to a password question is still a password: delete it."""
+        conversation = ctx.conversation
+        route = self._router.route(conversation.flow) if conversation.flow else None
+        if (
+            route is None
+            or conversation.step not in route.secret_steps
+            or not isinstance(ctx.event, TextMessage)
+            or ctx.incoming.message_ref is None
+        ):
+            return []
+        return [DeleteUserMessage(message_ref=ctx.incoming.message_ref)]
 
     async def _apologise(self, incoming: Incoming, language: str, now: datetime) -> Handled:
         apology: list[Reply] = [fallback.something_went_wrong(translator(language))]

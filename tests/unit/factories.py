@@ -32,12 +32,14 @@ def incoming(
     event_id: str | None = None,
     received_at: datetime | None = None,
 ) -> Incoming:
+    event_id = event_id or f"evt-{next(_event_ids)}"
     return Incoming(
         channel=channel,
         chat_id=chat_id,
-        event_id=event_id or f"evt-{next(_event_ids)}",
+        event_id=event_id,
         event=event,
         received_at=received_at or datetime(2026, 11, 25, 7, 5, tzinfo=UTC),
+        message_ref=f"msg-{event_id}",  # the platform's id of the user's message
     )
 
 

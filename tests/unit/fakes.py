@@ -17,6 +17,11 @@ from datetime import UTC, date, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
+from fakes_billing import FakeNotificationPreferences, FakePayLinks, FakeReminderLedger
+from fakes_integrations import FakeBillingDirectory, FakeEvents, FakePayments, FakeWebhooks
+from fakes_linking import FakeLinking, LinkingState
+from fakes_profile import FakePersonalData, FakeProfile, ProfileState
+
 from core.chat import Reply, reply_from_json, reply_to_json
 from core.domain import (
     AuditEntry,
@@ -73,6 +78,15 @@ class State:
     links: dict[tuple[str, str], ChatLink] = field(default_factory=dict)
     consent: list[ConsentRecord] = field(default_factory=list)
     audit: list[AuditEntry] = field(default_factory=list)
+    unreachable: dict[tuple[str, str], str] = field(default_factory=dict)
+    payments: dict[str, Any] = field(default_factory=dict)  # by external id
+    published: list[Any] = field(default_factory=list)  # (event id, OutboundEvent, at)
+    endpoints: dict[str, Any] = field(default_factory=dict)
+    pay_links: dict[bytes, Any] = field(default_factory=dict)  # PayLink by token hash
+    notification_preferences: dict[tuple[str, Any], bool] = field(default_factory=dict)
+    sent_reminders: dict[tuple[str, str], datetime] = field(default_factory=dict)
+    linking: LinkingState = field(default_factory=LinkingState)
+    profile: ProfileState = field(default_factory=ProfileState)
     next_outbox_id: int = 1
 
 
@@ -123,6 +137,10 @@ class FakeConversations:
 
     async def delete(self, channel: str, chat_id: str) -> None:
         self._uow.state.conversations.pop((channel, chat_id), None)
+
+    async def language(self, channel: str, chat_id: str) -> str | None:
+        stored = self._uow.state.conversations.get((channel, chat_id))
+        return None if stored is None else stored.language
 
 
 class FakeInbox:
@@ -261,6 +279,22 @@ class FakeAudit:
         self._uow.state.audit.append(entry)
 
 
+class FakeReachability:
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        self.uow = uow
+
+    async def mark_unreachable(
+        self, channel: str, chat_id: str, reason: str, now: datetime
+    ) -> None:
+        self.uow.state.unreachable.setdefault((channel, chat_id), reason)
+
+    async def mark_reachable(self, channel: str, chat_id: str) -> bool:
+        return self.uow.state.unreachable.pop((channel, chat_id), None) is not None
+
+    async def is_unreachable(self, channel: str, chat_id: str) -> bool:
+        return (channel, chat_id) in self.uow.state.unreachable
+
+
 class FakeUnitOfWork:
     """``core.ports.UnitOfWork`` in memory."""
 
@@ -277,6 +311,17 @@ class FakeUnitOfWork:
         self.links = FakeLinks(self)
         self.consent = FakeConsent(self)
         self.audit = FakeAudit(self)
+        self.reachability = FakeReachability(self)
+        self.payments = FakePayments(self)
+        self.billing = FakeBillingDirectory(self)
+        self.events = FakeEvents(self)
+        self.webhooks = FakeWebhooks(self)
+        self.pay_links = FakePayLinks(self)
+        self.notification_preferences = FakeNotificationPreferences(self)
+        self.reminders = FakeReminderLedger(self)
+        self.linking = FakeLinking(self)
+        self.profile = FakeProfile(self)
+        self.personal_data = FakePersonalData(self)
 
     async def __aenter__(self) -> Self:
         task = asyncio.current_task()

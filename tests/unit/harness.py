@@ -11,7 +11,8 @@ from core.chat import Button, InboundEvent, LinkButton, Reply, TextReply
 from core.domain import Conversation
 from core.services.conversation import ConversationService, Handled
 
-THAI = re.compile(r"[\u0e00-\u0e7f]")
+# Thai script, without the baht sign (U+0E3F), which English amounts use too.
+THAI = re.compile(r"[\u0e00-\u0e3e\u0e40-\u0e7f]")
 
 
 class Chat:

@@ -7,15 +7,30 @@ from factories import CHANNELS, CONTACT, contact, sticker
 from harness import Chat, assert_in_language, ends_with_menu, joined, texts
 
 from core.chat import TextReply
-from core.flows.unavailable import feature_name
+from core.flows.registry import ROUTES
+from core.flows.router import Router
+from core.flows.unavailable import coming_soon, feature_name
 from core.i18n import Translator
+from core.services.conversation import ConversationService, ConversationSettings
 
-LATER = ["link", "unlink", "bill", "pay", "profile", "consent", "mydata", "forget"]
+# Every feature is built now; placeholders stay for the next one. These tests put the
+# PDPA rows back as placeholders, as they were before they were built.
+LATER = ["profile", "consent", "mydata", "forget"]
+
+
+@pytest.fixture
+def unbuilt(chat: Chat, settings: ConversationSettings) -> Chat:
+    routes = [r for r in ROUTES if r.name not in (*LATER, "correction")]
+    router = Router([*routes, *(coming_soon(name) for name in LATER)])
+    chat.service = ConversationService(
+        chat.db.unit_of_work, chat.clock, settings, router=router
+    )
+    return chat
 
 
 @pytest.mark.parametrize("name", LATER)
-async def test_features_not_built_yet_say_so(chat: Chat, t: Translator, name: str) -> None:
-    replies = await chat.command(name)
+async def test_features_not_built_yet_say_so(unbuilt: Chat, t: Translator, name: str) -> None:
+    replies = await unbuilt.command(name)
     expected = t._("Sorry, this chat can't help with {feature} yet. We're working on it.")
     assert texts(replies)[0].startswith(expected.format(feature=feature_name(t, name)))
     assert "฿" not in joined(replies)  # no made-up bills
@@ -25,9 +40,9 @@ async def test_features_not_built_yet_say_so(chat: Chat, t: Translator, name: st
 
 @pytest.mark.parametrize("name", ["profile", "mydata", "forget"])
 async def test_rights_not_in_the_chat_yet_say_where_to_ask(
-    chat: Chat, t: Translator, name: str
+    unbuilt: Chat, t: Translator, name: str
 ) -> None:
-    assert CONTACT in joined(await chat.command(name))
+    assert CONTACT in joined(await unbuilt.command(name))
 
 
 @pytest.mark.parametrize("name", ["bill", "pay", "profile", "consent"])

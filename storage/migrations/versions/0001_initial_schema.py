@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 19:21:20.564187
+Create Date: 2026-11-25 20:04:03.028173
 """
 
 from collections.abc import Sequence
@@ -32,6 +32,57 @@ def upgrade() -> None:
     sa.Column('hash', sa.String(length=64), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_log'))
     )
+    op.create_table('auth_throttles',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('key', sa.LargeBinary(length=32), nullable=False),
+    sa.Column('count', sa.Integer(), nullable=False),
+    sa.Column('window_started_at', storage.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('blocked_until', storage.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('strikes', sa.Integer(), nullable=False),
+    sa.Column('updated_at', storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_auth_throttles')),
+    sa.UniqueConstraint('kind', 'key', name='uq_auth_throttles_kind_key')
+    )
+    with op.batch_alter_table('auth_throttles', schema=None) as batch_op:
+        batch_op.create_index('ix_auth_throttles_updated_at', ['updated_at'], unique=False)
+
+    op.create_table('broadcast_pacing',
+    sa.Column('channel', sa.String(length=16), nullable=False),
+    sa.Column('next_at', storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('channel', name=op.f('pk_broadcast_pacing'))
+    )
+    op.create_table('callback_payloads',
+    sa.Column('id', sa.String(length=43), nullable=False),
+    sa.Column('payload_enc', sa.LargeBinary(), nullable=False),
+    sa.Column('created_at', storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_callback_payloads'))
+    )
+    with op.batch_alter_table('callback_payloads', schema=None) as batch_op:
+        batch_op.create_index('ix_callback_payloads_created_at', ['created_at'], unique=False)
+
+    op.create_table('campaigns',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('title', sa.String(length=100), nullable=False),
+    sa.Column('text_th', sa.Text(), nullable=False),
+    sa.Column('text_en', sa.Text(), nullable=False),
+    sa.Column('image_url', sa.String(length=1000), nullable=True),
+    sa.Column('link_url', sa.String(length=1000), nullable=True),
+    sa.Column('link_label_th', sa.String(length=40), nullable=True),
+    sa.Column('link_label_en', sa.String(length=40), nullable=True),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('scheduled_at', storage.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_by', sa.String(length=80), nullable=False),
+    sa.Column('created_at', storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('started_at', storage.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('finished_at', storage.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('cancelled_at', storage.types.UTCDateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_campaigns'))
+    )
+    with op.batch_alter_table('campaigns', schema=None) as batch_op:
+        batch_op.create_index('ix_campaigns_status_scheduled', ['status', 'scheduled_at'], unique=False)
+
     op.create_table('conversations',
     sa.Column('id', sa.String(length=32), nullable=False),
     sa.Column('channel', sa.String(length=16), nullable=False),
@@ -66,6 +117,18 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_customers_national_id_bidx'), ['national_id_bidx'], unique=False)
         batch_op.create_index(batch_op.f('ix_customers_phone_bidx'), ['phone_bidx'], unique=False)
 
+    op.create_table('import_checkpoints',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('file_key', sa.String(length=64), nullable=False),
+    sa.Column('line_no', sa.BigInteger(), nullable=False),
+    sa.Column('byte_offset', sa.BigInteger(), nullable=False),
+    sa.Column('applied', sa.BigInteger(), nullable=False),
+    sa.Column('rejected', sa.BigInteger(), nullable=False),
+    sa.Column('updated_at', storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_import_checkpoints')),
+    sa.UniqueConstraint('kind', 'file_key', name='uq_import_checkpoints_kind_file')
+    )
     op.create_table('inbox',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('channel', sa.String(length=16), nullable=False),
@@ -76,6 +139,44 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('inbox', schema=None) as batch_op:
         batch_op.create_index('ix_inbox_received_at', ['received_at'], unique=False)
+
+    op.create_table('integration_events',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('event_id', sa.String(length=40), nullable=False),
+    sa.Column('type', sa.String(length=64), nullable=False),
+    sa.Column('payload_enc', sa.LargeBinary(), nullable=False),
+    sa.Column('occurred_at', storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_integration_events')),
+    sa.UniqueConstraint('event_id', name=op.f('uq_integration_events_event_id'))
+    )
+    with op.batch_alter_table('integration_events', schema=None) as batch_op:
+        batch_op.create_index('ix_integration_events_type', ['type', 'id'], unique=False)
+
+    op.create_table('integration_inbox',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('webhook_id', sa.String(length=128), nullable=False),
+    sa.Column('body_sha256', sa.String(length=64), nullable=False),
+    sa.Column('event_type', sa.String(length=64), nullable=False),
+    sa.Column('status_code', sa.Integer(), nullable=False),
+    sa.Column('response', sa.Text(), nullable=False),
+    sa.Column('received_at', storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_integration_inbox')),
+    sa.UniqueConstraint('webhook_id', name=op.f('uq_integration_inbox_webhook_id'))
+    )
+    with op.batch_alter_table('integration_inbox', schema=None) as batch_op:
+        batch_op.create_index('ix_integration_inbox_received_at', ['received_at'], unique=False)
+
+    op.create_table('media_objects',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('content_enc', sa.LargeBinary(), nullable=False),
+    sa.Column('filename_enc', sa.LargeBinary(), nullable=False),
+    sa.Column('mime_type', sa.String(length=100), nullable=False),
+    sa.Column('created_at', storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_media_objects'))
+    )
+    with op.batch_alter_table('media_objects', schema=None) as batch_op:
+        batch_op.create_index('ix_media_objects_expires_at', ['expires_at'], unique=False)
 
     op.create_table('outbox',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -90,12 +191,73 @@ def upgrade() -> None:
     sa.Column('available_at', storage.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('sent_at', storage.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('last_error', sa.String(length=200), nullable=True),
+    sa.Column('lease_until', storage.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('lease_owner', sa.String(length=32), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox')),
     sa.UniqueConstraint('uid', name=op.f('uq_outbox_uid'))
     )
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.create_index('ix_outbox_chat', ['channel', 'chat_id', 'id'], unique=False)
         batch_op.create_index('ix_outbox_pending', ['status', 'available_at'], unique=False)
+
+    op.create_table('staff',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('handle', sa.String(length=64), nullable=False),
+    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('chat_channel', sa.String(length=16), nullable=True),
+    sa.Column('chat_id', sa.String(length=64), nullable=True),
+    sa.Column('created_at', storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('disabled_at', storage.types.UTCDateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_staff')),
+    sa.UniqueConstraint('handle', name=op.f('uq_staff_handle'))
+    )
+    op.create_table('unreachable_chats',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('channel', sa.String(length=16), nullable=False),
+    sa.Column('chat_id', sa.String(length=64), nullable=False),
+    sa.Column('reason', sa.String(length=32), nullable=False),
+    sa.Column('since', storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_unreachable_chats')),
+    sa.UniqueConstraint('channel', 'chat_id', name='uq_unreachable_chats_channel_chat')
+    )
+    op.create_table('webhook_endpoints',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('url', sa.String(length=2000), nullable=False),
+    sa.Column('events', sa.Text(), nullable=False),
+    sa.Column('secret_enc', sa.LargeBinary(), nullable=False),
+    sa.Column('description', sa.String(length=200), server_default='', nullable=False),
+    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('created_at', storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_webhook_endpoints'))
+    )
+    op.create_table('campaign_deliveries',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('campaign_id', sa.String(length=32), nullable=False),
+    sa.Column('customer_id', sa.String(length=32), nullable=True),
+    sa.Column('channel', sa.String(length=16), nullable=False),
+    sa.Column('chat_id', sa.String(length=64), nullable=False),
+    sa.Column('preview', sa.Boolean(), nullable=False),
+    sa.Column('language', sa.String(length=2), nullable=True),
+    sa.Column('status', sa.String(length=24), nullable=False),
+    sa.Column('attempt', sa.Integer(), nullable=False),
+    sa.Column('retry_key', sa.String(length=36), nullable=True),
+    sa.Column('claimed_by', sa.String(length=64), nullable=True),
+    sa.Column('claimed_at', storage.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('lease_until', storage.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('sent_at', storage.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('error', sa.String(length=200), nullable=True),
+    sa.Column('created_at', storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.CheckConstraint('attempt >= 0', name=op.f('ck_campaign_deliveries_attempt_not_negative')),
+    sa.ForeignKeyConstraint(['campaign_id'], ['campaigns.id'], name=op.f('fk_campaign_deliveries_campaign_id_campaigns'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_campaign_deliveries_customer_id_customers'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_campaign_deliveries')),
+    sa.UniqueConstraint('campaign_id', 'channel', 'chat_id', 'preview', name='uq_campaign_deliveries_recipient')
+    )
+    with op.batch_alter_table('campaign_deliveries', schema=None) as batch_op:
+        batch_op.create_index('ix_campaign_deliveries_campaign_status', ['campaign_id', 'status'], unique=False)
+        batch_op.create_index('ix_campaign_deliveries_customer', ['customer_id', 'status', 'claimed_at'], unique=False)
+        batch_op.create_index('ix_campaign_deliveries_queue', ['channel', 'status', 'id'], unique=False)
+        batch_op.create_index('ix_campaign_deliveries_retry_key', ['retry_key'], unique=False)
 
     op.create_table('consent_ledger',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -111,6 +273,43 @@ def upgrade() -> None:
     with op.batch_alter_table('consent_ledger', schema=None) as batch_op:
         batch_op.create_index('ix_consent_customer_purpose', ['customer_id', 'purpose', 'id'], unique=False)
 
+    op.create_table('contact_changes',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('customer_id', sa.String(length=32), nullable=False),
+    sa.Column('kind', sa.String(length=8), nullable=False),
+    sa.Column('value_enc', sa.LargeBinary(), nullable=False),
+    sa.Column('channel', sa.String(length=16), nullable=False),
+    sa.Column('chat_id', sa.String(length=64), nullable=False),
+    sa.Column('code_digest', sa.LargeBinary(length=32), nullable=False),
+    sa.Column('attempts', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('created_at', storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('used_at', storage.types.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_contact_changes_customer_id_customers'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_contact_changes'))
+    )
+    with op.batch_alter_table('contact_changes', schema=None) as batch_op:
+        batch_op.create_index('ix_contact_changes_customer', ['customer_id', 'kind', 'created_at'], unique=False)
+        batch_op.create_index('ix_contact_changes_expires_at', ['expires_at'], unique=False)
+
+    op.create_table('correction_requests',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('customer_id', sa.String(length=32), nullable=False),
+    sa.Column('field', sa.String(length=16), nullable=False),
+    sa.Column('text_enc', sa.LargeBinary(), nullable=False),
+    sa.Column('channel', sa.String(length=16), nullable=False),
+    sa.Column('status', sa.String(length=16), server_default='open', nullable=False),
+    sa.Column('created_at', storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('resolved_at', storage.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('resolved_by', sa.String(length=80), nullable=True),
+    sa.Column('note_enc', sa.LargeBinary(), nullable=True),
+    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_correction_requests_customer_id_customers'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_correction_requests'))
+    )
+    with op.batch_alter_table('correction_requests', schema=None) as batch_op:
+        batch_op.create_index('ix_correction_requests_customer', ['customer_id', 'created_at'], unique=False)
+        batch_op.create_index('ix_correction_requests_status', ['status', 'created_at'], unique=False)
+
     op.create_table('eservice_users',
     sa.Column('id', sa.String(length=32), nullable=False),
     sa.Column('customer_id', sa.String(length=32), nullable=False),
@@ -124,6 +323,51 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('eservice_users', schema=None) as batch_op:
         batch_op.create_index('ix_eservice_users_customer', ['customer_id'], unique=False)
+
+    op.create_table('link_tokens',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('token_hash', sa.LargeBinary(length=32), nullable=False),
+    sa.Column('channel', sa.String(length=16), nullable=False),
+    sa.Column('chat_id', sa.String(length=64), nullable=False),
+    sa.Column('language', sa.String(length=2), nullable=False),
+    sa.Column('notice_version', sa.String(length=32), nullable=False),
+    sa.Column('purpose', sa.String(length=16), nullable=False),
+    sa.Column('customer_id', sa.String(length=32), nullable=True),
+    sa.Column('created_at', storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('used_at', storage.types.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_link_tokens_customer_id_customers'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_link_tokens')),
+    sa.UniqueConstraint('token_hash', name=op.f('uq_link_tokens_token_hash'))
+    )
+    with op.batch_alter_table('link_tokens', schema=None) as batch_op:
+        batch_op.create_index('ix_link_tokens_chat', ['channel', 'chat_id'], unique=False)
+        batch_op.create_index('ix_link_tokens_expires_at', ['expires_at'], unique=False)
+
+    op.create_table('notification_preferences',
+    sa.Column('customer_id', sa.String(length=32), nullable=False),
+    sa.Column('kind', sa.String(length=32), nullable=False),
+    sa.Column('enabled', sa.Boolean(), nullable=False),
+    sa.Column('updated_at', storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_notification_preferences_customer_id_customers'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('customer_id', 'kind', name=op.f('pk_notification_preferences'))
+    )
+    op.create_table('otp_challenges',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('channel', sa.String(length=16), nullable=False),
+    sa.Column('chat_id', sa.String(length=64), nullable=False),
+    sa.Column('code_digest', sa.LargeBinary(length=32), nullable=False),
+    sa.Column('customer_id', sa.String(length=32), nullable=True),
+    sa.Column('attempts', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('created_at', storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('used_at', storage.types.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_otp_challenges_customer_id_customers'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_otp_challenges'))
+    )
+    with op.batch_alter_table('otp_challenges', schema=None) as batch_op:
+        batch_op.create_index('ix_otp_challenges_chat', ['channel', 'chat_id', 'created_at'], unique=False)
+        batch_op.create_index('ix_otp_challenges_expires_at', ['expires_at'], unique=False)
 
     op.create_table('service_accounts',
     sa.Column('id', sa.String(length=32), nullable=False),
@@ -139,6 +383,66 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('service_accounts', schema=None) as batch_op:
         batch_op.create_index('ix_service_accounts_customer', ['customer_id'], unique=False)
+
+    op.create_table('staff_roles',
+    sa.Column('staff_id', sa.String(length=32), nullable=False),
+    sa.Column('role', sa.String(length=16), nullable=False),
+    sa.ForeignKeyConstraint(['staff_id'], ['staff.id'], name=op.f('fk_staff_roles_staff_id_staff'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('staff_id', 'role', name='pk_staff_roles')
+    )
+    op.create_table('staff_tokens',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('staff_id', sa.String(length=32), nullable=False),
+    sa.Column('token_hash', sa.LargeBinary(length=32), nullable=False),
+    sa.Column('created_at', storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', storage.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('revoked_at', storage.types.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['staff_id'], ['staff.id'], name=op.f('fk_staff_tokens_staff_id_staff'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_staff_tokens')),
+    sa.UniqueConstraint('token_hash', name=op.f('uq_staff_tokens_token_hash'))
+    )
+    with op.batch_alter_table('staff_tokens', schema=None) as batch_op:
+        batch_op.create_index('ix_staff_tokens_staff', ['staff_id'], unique=False)
+
+    op.create_table('webhook_deliveries',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('event_id', sa.String(length=40), nullable=False),
+    sa.Column('endpoint_id', sa.String(length=32), nullable=False),
+    sa.Column('status', sa.String(length=16), server_default='pending', nullable=False),
+    sa.Column('attempts', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('next_attempt_at', storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('window_started_at', storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_attempt_at', storage.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_status', sa.Integer(), nullable=True),
+    sa.Column('last_error', sa.String(length=200), nullable=True),
+    sa.Column('finished_at', storage.types.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['endpoint_id'], ['webhook_endpoints.id'], name=op.f('fk_webhook_deliveries_endpoint_id_webhook_endpoints'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['event_id'], ['integration_events.event_id'], name=op.f('fk_webhook_deliveries_event_id_integration_events'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_webhook_deliveries')),
+    sa.UniqueConstraint('event_id', 'endpoint_id', name='uq_webhook_deliveries_event_endpoint')
+    )
+    with op.batch_alter_table('webhook_deliveries', schema=None) as batch_op:
+        batch_op.create_index('ix_webhook_deliveries_due', ['status', 'next_attempt_at'], unique=False)
+        batch_op.create_index('ix_webhook_deliveries_endpoint', ['endpoint_id', 'status'], unique=False)
+
+    op.create_table('account_link_nonces',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('nonce_hash', sa.LargeBinary(length=32), nullable=False),
+    sa.Column('channel', sa.String(length=16), nullable=False),
+    sa.Column('chat_id', sa.String(length=64), nullable=False),
+    sa.Column('eservice_user_id', sa.String(length=32), nullable=False),
+    sa.Column('customer_id', sa.String(length=32), nullable=False),
+    sa.Column('notice_version', sa.String(length=32), nullable=False),
+    sa.Column('created_at', storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('used_at', storage.types.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_account_link_nonces_customer_id_customers'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['eservice_user_id'], ['eservice_users.id'], name=op.f('fk_account_link_nonces_eservice_user_id_eservice_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_account_link_nonces')),
+    sa.UniqueConstraint('nonce_hash', name=op.f('uq_account_link_nonces_nonce_hash'))
+    )
+    with op.batch_alter_table('account_link_nonces', schema=None) as batch_op:
+        batch_op.create_index('ix_account_link_nonces_chat', ['channel', 'chat_id'], unique=False)
 
     op.create_table('bills',
     sa.Column('id', sa.String(length=32), nullable=False),
@@ -178,6 +482,20 @@ def upgrade() -> None:
     with op.batch_alter_table('chat_links', schema=None) as batch_op:
         batch_op.create_index('ix_chat_links_customer', ['customer_id'], unique=False)
 
+    op.create_table('pay_links',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('token_hash', sa.LargeBinary(length=32), nullable=False),
+    sa.Column('bill_id', sa.String(length=32), nullable=False),
+    sa.Column('language', sa.String(length=2), nullable=False),
+    sa.Column('created_at', storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['bill_id'], ['bills.id'], name=op.f('fk_pay_links_bill_id_bills'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_pay_links')),
+    sa.UniqueConstraint('token_hash', name=op.f('uq_pay_links_token_hash'))
+    )
+    with op.batch_alter_table('pay_links', schema=None) as batch_op:
+        batch_op.create_index('ix_pay_links_expires_at', ['expires_at'], unique=False)
+
     op.create_table('payments',
     sa.Column('id', sa.String(length=32), nullable=False),
     sa.Column('external_id', sa.String(length=64), nullable=False),
@@ -194,12 +512,26 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_payments')),
     sa.UniqueConstraint('external_id', name=op.f('uq_payments_external_id'))
     )
+    op.create_table('sent_reminders',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('bill_id', sa.String(length=32), nullable=False),
+    sa.Column('kind', sa.String(length=32), nullable=False),
+    sa.Column('sent_at', storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['bill_id'], ['bills.id'], name=op.f('fk_sent_reminders_bill_id_bills'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_sent_reminders')),
+    sa.UniqueConstraint('bill_id', 'kind', name='uq_sent_reminders_bill_kind')
+    )
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    op.drop_table('sent_reminders')
     op.drop_table('payments')
+    with op.batch_alter_table('pay_links', schema=None) as batch_op:
+        batch_op.drop_index('ix_pay_links_expires_at')
+
+    op.drop_table('pay_links')
     with op.batch_alter_table('chat_links', schema=None) as batch_op:
         batch_op.drop_index('ix_chat_links_customer')
 
@@ -208,27 +540,85 @@ def downgrade() -> None:
         batch_op.drop_index('ix_bills_customer_period')
 
     op.drop_table('bills')
+    with op.batch_alter_table('account_link_nonces', schema=None) as batch_op:
+        batch_op.drop_index('ix_account_link_nonces_chat')
+
+    op.drop_table('account_link_nonces')
+    with op.batch_alter_table('webhook_deliveries', schema=None) as batch_op:
+        batch_op.drop_index('ix_webhook_deliveries_endpoint')
+        batch_op.drop_index('ix_webhook_deliveries_due')
+
+    op.drop_table('webhook_deliveries')
+    with op.batch_alter_table('staff_tokens', schema=None) as batch_op:
+        batch_op.drop_index('ix_staff_tokens_staff')
+
+    op.drop_table('staff_tokens')
+    op.drop_table('staff_roles')
     with op.batch_alter_table('service_accounts', schema=None) as batch_op:
         batch_op.drop_index('ix_service_accounts_customer')
 
     op.drop_table('service_accounts')
+    with op.batch_alter_table('otp_challenges', schema=None) as batch_op:
+        batch_op.drop_index('ix_otp_challenges_expires_at')
+        batch_op.drop_index('ix_otp_challenges_chat')
+
+    op.drop_table('otp_challenges')
+    op.drop_table('notification_preferences')
+    with op.batch_alter_table('link_tokens', schema=None) as batch_op:
+        batch_op.drop_index('ix_link_tokens_expires_at')
+        batch_op.drop_index('ix_link_tokens_chat')
+
+    op.drop_table('link_tokens')
     with op.batch_alter_table('eservice_users', schema=None) as batch_op:
         batch_op.drop_index('ix_eservice_users_customer')
 
     op.drop_table('eservice_users')
+    with op.batch_alter_table('correction_requests', schema=None) as batch_op:
+        batch_op.drop_index('ix_correction_requests_status')
+        batch_op.drop_index('ix_correction_requests_customer')
+
+    op.drop_table('correction_requests')
+    with op.batch_alter_table('contact_changes', schema=None) as batch_op:
+        batch_op.drop_index('ix_contact_changes_expires_at')
+        batch_op.drop_index('ix_contact_changes_customer')
+
+    op.drop_table('contact_changes')
     with op.batch_alter_table('consent_ledger', schema=None) as batch_op:
         batch_op.drop_index('ix_consent_customer_purpose')
 
     op.drop_table('consent_ledger')
+    with op.batch_alter_table('campaign_deliveries', schema=None) as batch_op:
+        batch_op.drop_index('ix_campaign_deliveries_retry_key')
+        batch_op.drop_index('ix_campaign_deliveries_queue')
+        batch_op.drop_index('ix_campaign_deliveries_customer')
+        batch_op.drop_index('ix_campaign_deliveries_campaign_status')
+
+    op.drop_table('campaign_deliveries')
+    op.drop_table('webhook_endpoints')
+    op.drop_table('unreachable_chats')
+    op.drop_table('staff')
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.drop_index('ix_outbox_pending')
         batch_op.drop_index('ix_outbox_chat')
 
     op.drop_table('outbox')
+    with op.batch_alter_table('media_objects', schema=None) as batch_op:
+        batch_op.drop_index('ix_media_objects_expires_at')
+
+    op.drop_table('media_objects')
+    with op.batch_alter_table('integration_inbox', schema=None) as batch_op:
+        batch_op.drop_index('ix_integration_inbox_received_at')
+
+    op.drop_table('integration_inbox')
+    with op.batch_alter_table('integration_events', schema=None) as batch_op:
+        batch_op.drop_index('ix_integration_events_type')
+
+    op.drop_table('integration_events')
     with op.batch_alter_table('inbox', schema=None) as batch_op:
         batch_op.drop_index('ix_inbox_received_at')
 
     op.drop_table('inbox')
+    op.drop_table('import_checkpoints')
     with op.batch_alter_table('customers', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_customers_phone_bidx'))
         batch_op.drop_index(batch_op.f('ix_customers_national_id_bidx'))
@@ -236,5 +626,18 @@ def downgrade() -> None:
 
     op.drop_table('customers')
     op.drop_table('conversations')
+    with op.batch_alter_table('campaigns', schema=None) as batch_op:
+        batch_op.drop_index('ix_campaigns_status_scheduled')
+
+    op.drop_table('campaigns')
+    with op.batch_alter_table('callback_payloads', schema=None) as batch_op:
+        batch_op.drop_index('ix_callback_payloads_created_at')
+
+    op.drop_table('callback_payloads')
+    op.drop_table('broadcast_pacing')
+    with op.batch_alter_table('auth_throttles', schema=None) as batch_op:
+        batch_op.drop_index('ix_auth_throttles_updated_at')
+
+    op.drop_table('auth_throttles')
     op.drop_table('audit_log')
     # ### end Alembic commands ###
