@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bot.email import DevelopmentEmail, SmtpEmail, email_sender
+from bot.keys import KeyringWatcher
 from bot.settings import Settings, SettingsError
 from bot.sms import DevelopmentSms, HttpSmsGateway, sms_sender
 from core.i18n import preload
@@ -71,6 +72,8 @@ class Container:
     common_passwords: frozenset[str] = frozenset()
     # Profile: the sender of email confirmation codes (None: email changes not offered).
     email: SmtpEmail | DevelopmentEmail | None = None
+    # Reloads the keyring when `keys rotate` changes it (started by `build`).
+    keyring_watcher: KeyringWatcher | None = None
 
     def linking_service(self) -> LinkingService:
         s = self.settings
@@ -134,6 +137,8 @@ class Container:
         return ReminderSettings(days_before_due=self.settings.reminder_days)
 
     async def close(self) -> None:
+        if self.keyring_watcher is not None:
+            await self.keyring_watcher.stop()
         if self.sms is not None:
             await self.sms.close()
         if self.email is not None:
@@ -146,7 +151,7 @@ async def build(settings: Settings) -> Container:
     await asyncio.to_thread(preload)  # gettext catalogs: read once, off the event loop
     await asyncio.to_thread(ensure_sqlite_folder, settings.database_url)
     cipher = FieldCipher(keyring)
-    return Container(
+    container = Container(
         settings=settings,
         keyring=keyring,
         cipher=cipher,
@@ -156,4 +161,8 @@ async def build(settings: Settings) -> Container:
         sms=sms_sender(settings),
         email=email_sender(settings),
         common_passwords=await asyncio.to_thread(load_common_passwords),
+        keyring_watcher=KeyringWatcher(Path(settings.keyring_file), cipher),
     )
+    assert container.keyring_watcher is not None
+    await container.keyring_watcher.start()
+    return container

@@ -138,6 +138,7 @@ async def cmd_keys_status(args: argparse.Namespace, settings: Settings) -> int:
     from storage import rotation
 
     async def body(c: bootstrap.Container) -> int:
+        await require_schema(c)
         in_use = await rotation.keys_in_use(c.db.engine)
         stale = await rotation.count_stale(c.db.engine, c.cipher)
         print(f"active key: {c.keyring.active_key_id}")
@@ -153,20 +154,11 @@ async def cmd_keys_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_keys_rotate(args: argparse.Namespace, settings: Settings) -> int:
+    from bot import keys
     from storage import rotation
 
     async def body(c: bootstrap.Container) -> int:
-        stale = sum((await rotation.count_stale(c.db.engine, c.cipher)).values())
-        if stale:
-            print(
-                f"resuming: {stale} rows still on older keys, active key {c.keyring.active_key_id}"
-            )
-        else:
-            new = c.keyring.rotated()
-            await asyncio.to_thread(new.save, Path(settings.keyring_file))
-            c.cipher.use(new)
-            c.keyring = new
-            print(f"new active key {new.active_key_id}")
+        await require_schema(c)
         last_table = ""
 
         def progress(p: rotation.RotationProgress) -> None:
@@ -181,14 +173,25 @@ async def cmd_keys_rotate(args: argparse.Namespace, settings: Settings) -> int:
                 flush=True,
             )
 
-        total = await rotation.reencrypt_all(
-            c.db.engine, c.cipher, batch_size=args.batch_size, on_progress=progress
-        )
-        if last_table:
-            print(file=sys.stderr)
-        unused = sorted(set(c.keyring.keys) - await rotation.keys_in_use(c.db.engine))
-        print(f"re-encrypted {total} rows under key {c.keyring.active_key_id}")
-        retirable = [k for k in unused if k != c.keyring.active_key_id]
+        try:
+            total = await keys.rotate(
+                c.db.engine,
+                c.cipher,
+                Path(settings.keyring_file),
+                batch_size=args.batch_size,
+                grace_seconds=args.grace,
+                say=lambda line: print(line, flush=True),
+                on_progress=progress,
+            )
+        except (keys.KeyringBusy, RuntimeError) as exc:
+            raise CliError(str(exc)) from None
+        finally:
+            if last_table:
+                print(file=sys.stderr)
+        active = c.cipher.keyring.active_key_id
+        print(f"re-encrypted {total} rows under key {active}")
+        unused = set(c.cipher.keyring.keys) - await rotation.keys_in_use(c.db.engine)
+        retirable = sorted(unused - {active})
         if retirable:
             print("no row uses " + ", ".join(retirable) + "; retire with `selfcare keys retire ID`")
         return 0
@@ -197,21 +200,29 @@ async def cmd_keys_rotate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_keys_retire(args: argparse.Namespace, settings: Settings) -> int:
-    from storage import rotation
+    from bot import keys
     from storage.crypto import KeyringError
 
     async def body(c: bootstrap.Container) -> int:
-        if args.key_id in await rotation.keys_in_use(c.db.engine):
-            raise CliError(f"key {args.key_id} is still in use; run `selfcare keys rotate` first")
+        await require_schema(c)
         try:
-            new = c.keyring.without(args.key_id)
-        except KeyringError as exc:
+            await keys.retire(c.db.engine, c.cipher, Path(settings.keyring_file), args.key_id)
+        except (KeyringError, keys.KeyringBusy) as exc:
             raise CliError(str(exc)) from None
-        await asyncio.to_thread(new.save, Path(settings.keyring_file))
         print(f"key {args.key_id} retired")
         return 0
 
     return await _with_container(settings, body)
+
+
+async def require_schema(container: bootstrap.Container) -> None:
+    """Refuse to work on a database whose schema is missing or older than the code."""
+    from storage import migrate
+
+    current = await migrate.current_revision(container.db.engine)
+    if current != await migrate.head_revision():
+        state = "has no schema" if current is None else f"is at revision {current}"
+        raise CliError(f"the database {state}; run `selfcare db upgrade` first")
 
 
 # --- serve ---------------------------------------------------------------------------
@@ -402,6 +413,12 @@ def build_parser() -> argparse.ArgumentParser:
     add(keys, "status", cmd_keys_status, "show the keys and which are still in use")
     rotate = add(keys, "rotate", cmd_keys_rotate, "make a new key active and re-encrypt everything")
     rotate.add_argument("--batch-size", type=int, default=500)
+    rotate.add_argument(
+        "--grace",
+        type=float,
+        default=6.0,
+        help="seconds to let running processes load the new key (default 6)",
+    )
     retire = add(keys, "retire", cmd_keys_retire, "remove an old key no row uses any more")
     retire.add_argument("key_id")
 

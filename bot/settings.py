@@ -272,15 +272,17 @@ class Settings(BaseSettings):
 
 def load_settings(**overrides: object) -> Settings:
     """Read and validate settings; raises :class:`SettingsError` with one line naming the
-    first bad variable (``SELFCARE_PORT: must be … (got 'abc')``)."""
+    first bad variable (``SELFCARE_PORT: Input should be a valid integer…``); the
+    value itself is never echoed (it may be a secret)."""
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = first["loc"]
-        name = ENV_PREFIX + str(loc[0]).upper() if loc else "settings"
         message = str(first["msg"]).removeprefix("Value error, ")
-        raise SettingsError(f"{name}: {message}") from None
+        if not loc:  # a check across fields: its message names the variables itself
+            raise SettingsError(message) from None
+        raise SettingsError(f"{ENV_PREFIX}{str(loc[0]).upper()}: {message}") from None
 
 
 def settings_help() -> str:

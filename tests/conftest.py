@@ -20,6 +20,10 @@ from typing import Any, TypeVar
 import pytest
 from blockbuster import BlockBuster, blockbuster_ctx
 
+# Importing alembic reads package metadata from disk: do it at collection time, not inside
+# the `db` fixture's coroutine (where the blocking-call guard would refuse it).
+import storage.migrate  # noqa: F401
+
 PG_URL = os.environ.get("SELFCARE_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 _pg_state: dict[str, str | None] = {}

@@ -247,7 +247,7 @@ async def test_keys_status_rotate_and_retire(
         await selfcare(cli_env, tmp_path, "keys", "retire", "0badc0de"), 1, "0badc0de"
     )
 
-    rotated = await selfcare(cli_env, tmp_path, "keys", "rotate")
+    rotated = await selfcare(cli_env, tmp_path, "keys", "rotate", "--grace", "0")
     assert rotated.code == 0, rotated.stderr
     assert "resuming: " in rotated.stdout and f"active key {second}" in rotated.stdout
     assert f"no row uses {first}" in rotated.stdout
@@ -259,7 +259,9 @@ async def test_keys_status_rotate_and_retire(
     status = await selfcare(cli_env, tmp_path, "keys", "status")
     assert _key_lines(status) == {second: "active, in use"}
 
-    again = await selfcare(cli_env, tmp_path, "keys", "rotate")  # nothing stale: a new key
+    again = await selfcare(
+        cli_env, tmp_path, "keys", "rotate", "--grace", "0"
+    )  # nothing stale: a new key
     third = (await asyncio.to_thread(Keyring.load, keyring_path)).active_key_id
     assert again.code == 0 and f"new active key {third}" in again.stdout
     assert third not in (first, second)

@@ -192,7 +192,7 @@ async def test_keys_rotate_killed_with_sigkill_resumes_and_loses_nothing(
 
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
-        *("-m", "bot", "keys", "rotate", "--batch-size", "5"),
+        *("-m", "bot", "keys", "rotate", "--batch-size", "5", "--grace", "0"),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=cli_env,
@@ -215,7 +215,7 @@ async def test_keys_rotate_killed_with_sigkill_resumes_and_loses_nothing(
     cipher.use(ring)
     interrupted = await _stale_total(db, cipher) > 0
 
-    result = await run_cli(cli_env, "keys", "rotate", cwd=tmp_path)
+    result = await run_cli(cli_env, "keys", "rotate", "--grace", "0", cwd=tmp_path)
 
     assert result.code == 0, result.stderr
     assert ("resuming" in result.stdout) is interrupted, result.stdout
