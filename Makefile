@@ -63,6 +63,7 @@ migration: venv
 bench: venv
 	$(BIN)/python bench/crypto.py --write-docs
 	$(BIN)/python bench/import.py --write-docs
+	$(BIN)/python bench/broadcast.py --write-docs
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

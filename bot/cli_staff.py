@@ -351,6 +351,7 @@ async def _until_idle(c: Container, broadcaster: Any, stop: asyncio.Event, poll:
                     .select_from(rows)
                     .where(
                         rows.c.preview.is_(True),
+                        rows.c.channel.in_(broadcaster.channels),
                         rows.c.status.in_(
                             [DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value]
                         ),

@@ -21,7 +21,6 @@ from sqlalchemy import (
     ColumnElement,
     Insert,
     bindparam,
-    delete,
     false,
     func,
     insert,
@@ -829,10 +828,6 @@ class SqlBroadcastQueue:
             return {}
         query = select(_campaigns).where(_campaigns.c.id.in_(list(ids)))
         return {r["id"]: _campaign(r) for r in (await self._conn.execute(query)).mappings()}
-
-    async def delete_campaign(self, campaign_id: str) -> None:
-        """Only for tests and benchmarks: a campaign and its rows."""
-        await self._conn.execute(delete(_campaigns).where(_campaigns.c.id == campaign_id))
 
 
 # --- the audit chain ---------------------------------------------------------------------

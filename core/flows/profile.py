@@ -221,7 +221,7 @@ def _ask_contact(ctx: FlowContext, kind: ContactKind, note: str | None = None) -
     ]
 
 
-def _address_problem_text(t: Translator, problem: str) -> str:
+def _address_problem_text(t: Translator, problem: AddressProblem) -> str:
     match problem:
         case AddressProblem.TOO_SHORT:
             return t._(
@@ -241,7 +241,7 @@ def _address_problem_text(t: Translator, problem: str) -> str:
     )
 
 
-def _contact_problem_text(t: Translator, kind: ContactKind, reason: str) -> str:
+def _contact_problem_text(t: Translator, kind: ContactKind, reason: ContactProblem) -> str:
     email = kind is ContactKind.EMAIL
     match reason:
         case ContactProblem.SAME:

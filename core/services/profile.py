@@ -17,6 +17,7 @@ as ``profile.updated`` in the same unit of work. Methods never commit.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import hmac
 import logging
 import re
@@ -119,8 +120,8 @@ class ProfilePolicy:
 # --- validation ----------------------------------------------------------------------------
 
 
-class AddressProblem:
-    """Why an address is refused (string constants, shown by the flow)."""
+class AddressProblem(enum.StrEnum):
+    """Why an address is refused."""
 
     TOO_SHORT = "too_short"
     TOO_LONG = "too_long"
@@ -149,7 +150,7 @@ def _address_character_ok(ch: str) -> bool:
     return ch.isalpha() and "LATIN" in unicodedata.name(ch, "")
 
 
-def address_problem(text: str) -> str | None:
+def address_problem(text: str) -> AddressProblem | None:
     """Why ``text`` (normalised) cannot be a postal address, or None when it can."""
     address = normalise_address(text)
     if len(address) < ADDRESS_MIN:
@@ -169,13 +170,15 @@ def normalise_email(text: str) -> str:
     return f"{local}@{domain.lower()}" if local else text.strip()
 
 
-class ContactProblem:
+class ContactProblem(enum.StrEnum):
+    """Why a new email address or mobile number is refused."""
+
     INVALID = "invalid"  # not an email address / not a Thai mobile number
     SAME = "same"  # the value on file already
     TAKEN = "taken"  # another customer's
 
 
-def contact_problem(kind: ContactKind, value: str) -> str | None:
+def contact_problem(kind: ContactKind, value: str) -> ContactProblem | None:
     """Whether ``value`` (normalised) has the shape of ``kind``; uniqueness is checked
     against the data by :meth:`ProfileService.request_contact_change`."""
     if kind is ContactKind.EMAIL:
@@ -207,9 +210,7 @@ class ProfileView:
 
 @dataclass(frozen=True, slots=True)
 class AddressRefused:
-    """``problem``: an :class:`AddressProblem` value."""
-
-    problem: str
+    problem: AddressProblem
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,9 +231,7 @@ class CodeNotSent:
 
 @dataclass(frozen=True, slots=True)
 class ContactRefused:
-    """``reason``: a :class:`ContactProblem` value."""
-
-    reason: str
+    reason: ContactProblem
 
 
 @dataclass(frozen=True, slots=True)
@@ -432,8 +431,7 @@ class ProfileService:
     ) -> ContactRequestResult:
         """Send a code to the new email address or mobile number. Raises RuntimeError when
         no sender of that kind is configured (see :meth:`can_change`)."""
-        sender_ready = self.can_change(kind)
-        if not sender_ready:
+        if not self.can_change(kind):
             raise RuntimeError(f"no sender configured for {kind.value} codes")
         value = _normalise_contact(kind, raw_value)
         if value is None or contact_problem(kind, value) is not None:

@@ -1,57 +1,21 @@
-"""The payment page in a real headless Chromium (Debian's, driven by Playwright), sized like
-a phone: what a customer sees, that the QR on screen scans, that the strict CSP blocks
-nothing the page needs, and the expired-link page.
-
-The browser fixture is local to this file for now; it follows the project's rule: Debian's
-``/usr/bin/chromium``, never a downloaded browser.
-"""
+"""The payment page in a real headless Chromium (Debian's, driven by Playwright; the
+``browser`` fixture of tests/e2e/conftest.py), sized like a phone: what a customer sees,
+that the QR on screen scans, that the strict CSP blocks nothing the page needs, and the
+expired-link page. Pages are opened at 3x pixel density, as phones show them, so the
+on-screen QR is screenshotted sharp enough to scan."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from blockbuster import BlockBuster
 
 from tests.integration.pay_support import PaySite, pay_site, scan_png
 from tests.unit.emvco_parser import crc_is_valid, parse_payload
 
-playwright_api = pytest.importorskip("playwright.async_api")
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PHONE = {"width": 390, "height": 844}
-HAVE_CHROMIUM = shutil.which(CHROMIUM) is not None  # checked at collection, off the loop
-
-
-@pytest.fixture
-async def browser(blockbuster: BlockBuster) -> AsyncIterator[object]:
-    if not HAVE_CHROMIUM:
-        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
-    # Playwright talks to its driver over pipes and files: that is the browser's plumbing,
-    # not code under test, so the event-loop guard is off while it runs.
-    blockbuster.deactivate()
-    try:
-        async with playwright_api.async_playwright() as p:
-            launched = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            try:
-                yield launched
-            finally:
-                await launched.close()
-    finally:
-        blockbuster.activate()
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -314,5 +314,17 @@ async def test_cancelling_a_campaign_mid_send_stops_it(
         await container.close()
 
 
-def _utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+async def test_the_workers_campaigns_job_sends_what_is_due(
+    container: bootstrap.Container, telegram: BroadcastTelegramStub
+) -> None:
+    from bot.broadcast import run_campaigns
+    from bot.worker import JOBS
+
+    assert run_campaigns in [job.run for job in JOBS]
+    recipient = await add_customer(container.db, channels=[TELEGRAM])
+    campaign = await create_campaign(container.db, container.clock)
+    await send_now(container, campaign.id)
+    assert await run_campaigns(container) == 1
+    assert telegram.per_chat()[recipient.chats[TELEGRAM]] == 1
+    report = await CampaignService(container.db.uow, container.clock).report(campaign.id)
+    assert report.campaign.status is CampaignStatus.DONE
