@@ -44,7 +44,14 @@ from typing import TYPE_CHECKING
 from bot.channels.line_bulk import open_line_bulk
 from bot.channels.telegram_bulk import open_telegram_bulk
 from core.chat import Button, LinkButton, TextReply
-from core.domain import Campaign, Channel, DeliveryCandidate, DeliveryStatus, PromotionMessage
+from core.domain import (
+    Campaign,
+    CampaignStatus,
+    Channel,
+    DeliveryCandidate,
+    DeliveryStatus,
+    PromotionMessage,
+)
 from core.ports import BulkSender, Clock, SendOutcome, SendResult
 from core.services.campaigns import render_promotion, triage
 from storage.staff import ClaimedRow
@@ -116,6 +123,7 @@ class _Request:
     retry_key: str
     at: datetime  # its sending slot
     launched: bool = False  # handed to the platform (its outcome may still be unknown)
+    withdrawn: bool = False  # its campaign was cancelled before its slot came
     result: SendResult | None = None
 
     @property
@@ -153,6 +161,9 @@ class Broadcaster:
         self.worker = worker or worker_name()
         self._spacing: dict[str, asyncio.Lock] = {}
         self._last_launch: dict[str, float] = {}
+        self._hold: dict[str, float] = {}  # event-loop time until which nothing launches
+        self._to_mark: set[int] = set()
+        self._mark_lock: asyncio.Lock | None = None
 
     @property
     def channels(self) -> list[str]:
@@ -213,19 +224,29 @@ class Broadcaster:
     # --- one channel -----------------------------------------------------------------
 
     async def _drain(self, channel: str, enough: Callable[[], bool]) -> int:
+        """Claim and send until nothing is left (or ``enough``). The next claim is made
+        while the previous one is being sent, so its slots follow on without a gap."""
         sender = self._senders[channel]
         sent = await self._recover(channel, sender)
-        while not enough():
-            if not await self._wait_for_pace(channel):
-                return sent  # paused for a while: the next pass looks again
-            batch = await self._claim(channel, sender)
-            if batch is None:
-                return sent
-            sent += await self._send(channel, sender, batch)
+        sending: asyncio.Task[int] | None = None
+        try:
+            while not enough():
+                if not await self._wait_for_pace(channel, overlapping=sending is not None):
+                    break  # paused for a while: the next pass looks again
+                batch = await self._claim(channel, sender)
+                if batch is None:
+                    break
+                if sending is not None:
+                    sent += await sending
+                sending = asyncio.create_task(self._send(channel, sender, batch))
+        finally:
+            if sending is not None:
+                sent += await sending
         return sent
 
-    async def _wait_for_pace(self, channel: str) -> bool:
-        """Sleep through a short pause of the channel; False for a long one."""
+    async def _wait_for_pace(self, channel: str, *, overlapping: bool = False) -> bool:
+        """Sleep through a short pause of the channel (not while a claim is being sent:
+        the next one's slots follow it anyway); False for a long one."""
         if not self._settings.rate(channel):
             return True
         async with self._db.uow() as uow:
@@ -235,7 +256,7 @@ class Broadcaster:
         wait = (until - self._clock.now()).total_seconds()
         if wait > self._settings.max_pause_wait:
             return False
-        if wait > 0:
+        if wait > 0 and not overlapping:
             await asyncio.sleep(wait)
         return True
 
@@ -305,33 +326,86 @@ class Broadcaster:
             self._last_launch[channel] = loop.time()
 
     async def _send(self, channel: str, sender: BulkSender, batch: _Batch) -> int:
-        stop = asyncio.Event()
-        limit = asyncio.Semaphore(self._settings.concurrency)
-
-        async def one(request: _Request) -> None:
-            delay = (request.at - self._clock.now()).total_seconds()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            async with limit:
-                await self._space(channel)
-                if stop.is_set():
-                    return
-                request.launched = True
-                request.result = await self._deliver(sender, request)
-            if request.result.outcome is SendOutcome.RETRY and request.result.retry_after:
-                stop.set()  # the platform asked us to wait: launch nothing more
-
-        tasks = [asyncio.create_task(one(r)) for r in batch.requests]
+        """Send a claim's requests at their slots, then record every outcome. Whatever
+        stops it early (a shutdown, a bug) still records what went out and hands back
+        what did not."""
+        tasks: list[asyncio.Task[None]] = []
         try:
+            await self._withdraw_cancelled(batch)
+            stop = asyncio.Event()
+            limit = asyncio.Semaphore(self._settings.concurrency)
+            tasks = [
+                asyncio.create_task(self._launch(channel, sender, r, stop, limit))
+                for r in batch.requests
+                if not r.withdrawn
+            ]
             await asyncio.gather(*tasks)
         except BaseException:
-            # Cancelled (the worker is stopping) or a bug: hand back what never went out.
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await asyncio.shield(self._record(channel, sender, batch))
             raise
         return await self._record(channel, sender, batch)
+
+    async def _mark_launching(self, ids: list[int]) -> None:
+        """Commit that these rows are being handed to the platform, before they are:
+        launches waiting at the same moment share one commit."""
+        self._to_mark.update(ids)
+        if self._mark_lock is None:
+            self._mark_lock = asyncio.Lock()
+        async with self._mark_lock:
+            if self._to_mark.isdisjoint(ids):
+                return  # committed with another launch's
+            marking, self._to_mark = self._to_mark, set()
+            try:
+                async with self._db.uow() as uow:
+                    await uow.broadcast.launching(marking, self.worker)
+                    await uow.commit()
+            except BaseException:
+                self._to_mark |= marking
+                raise
+
+    async def _withdraw_cancelled(self, batch: _Batch) -> None:
+        """At the first slot of a claim made ahead of time: the requests of a campaign
+        cancelled meanwhile are not sent."""
+        if not batch.requests:
+            return
+        delay = (min(r.at for r in batch.requests) - self._clock.now()).total_seconds()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        async with self._db.uow() as uow:
+            found = await uow.broadcast.campaigns({r.message.campaign_id for r in batch.requests})
+        for request in batch.requests:
+            campaign = found.get(request.message.campaign_id)
+            if campaign is None or campaign.status is CampaignStatus.CANCELLED:
+                request.withdrawn = True
+
+    async def _launch(
+        self,
+        channel: str,
+        sender: BulkSender,
+        request: _Request,
+        stop: asyncio.Event,
+        limit: asyncio.Semaphore,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        delay = (request.at - self._clock.now()).total_seconds()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        async with limit:
+            await self._space(channel)
+            if stop.is_set() or loop.time() < self._hold.get(channel, 0.0):
+                return
+            await self._mark_launching([r.id for r in request.rows])
+            request.launched = True
+            request.result = await self._deliver(sender, request)
+        retry_after = request.result.retry_after
+        if request.result.outcome is SendOutcome.RETRY and retry_after:
+            # The platform asked us to wait: launch nothing more, in this claim or the next
+            # one made already (the database pause stops the other workers' new claims).
+            stop.set()
+            self._hold[channel] = max(self._hold.get(channel, 0.0), loop.time() + retry_after)
 
     async def _deliver(self, sender: BulkSender, request: _Request) -> SendResult:
         result = await sender.send(request.chat_ids, request.message, retry_key=request.retry_key)
@@ -415,6 +489,11 @@ class Broadcaster:
         """Settle what a vanished worker left leased on ``channel``; returns how many chats
         were sent to on its behalf."""
         now = self._clock.now()
+        async with self._db.uow() as uow:
+            requeued = await uow.broadcast.requeue_expired_claims(channel, now)
+            await uow.commit()
+        if requeued:
+            log.info("abandoned claims queued again", extra={"channel": channel, "rows": requeued})
         if not sender.idempotent:
             async with self._db.uow() as uow:
                 lost = await uow.broadcast.fail_expired(channel, now, ABANDONED)

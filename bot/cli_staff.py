@@ -353,7 +353,11 @@ async def _until_idle(c: Container, broadcaster: Any, stop: asyncio.Event, poll:
                         rows.c.preview.is_(True),
                         rows.c.channel.in_(broadcaster.channels),
                         rows.c.status.in_(
-                            [DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value]
+                            [
+                                DeliveryStatus.QUEUED.value,
+                                DeliveryStatus.CLAIMED.value,
+                                DeliveryStatus.SENDING.value,
+                            ]
                         ),
                     )
                 )

@@ -297,9 +297,12 @@ class CampaignStatus(enum.StrEnum):
 
 
 class DeliveryStatus(enum.StrEnum):
-    """One recipient chat of one campaign. ``sending`` is leased to one worker."""
+    """One recipient chat of one campaign. ``claimed`` and ``sending`` are leased to one
+    worker: ``claimed`` is not yet handed to the platform (safe to hand to another worker),
+    ``sending`` may have been delivered."""
 
     QUEUED = "queued"
+    CLAIMED = "claimed"
     SENDING = "sending"
     SENT = "sent"
     FAILED = "failed"

@@ -72,6 +72,9 @@ _tokens = ts.staff_tokens
 _campaigns = ts.campaigns
 _rows = ts.campaign_deliveries
 _pacing = ts.broadcast_pacing
+#: Rows a worker holds, and rows not settled yet.
+_LEASED = (DeliveryStatus.CLAIMED.value, DeliveryStatus.SENDING.value)
+_PENDING = (DeliveryStatus.QUEUED.value, *_LEASED)
 
 
 # --- staff -------------------------------------------------------------------------------
@@ -301,7 +304,7 @@ class SqlCampaignRepository:
         )
         again = await self._conn.execute(
             update(_rows)
-            .where(*where, _rows.c.status != DeliveryStatus.SENDING.value)
+            .where(*where, _rows.c.status.not_in(_LEASED))
             .values(
                 status=DeliveryStatus.QUEUED.value,
                 attempt=0,
@@ -453,7 +456,7 @@ class SqlBroadcastQueue:
             .where(
                 _rows.c.campaign_id == _campaigns.c.id,
                 _rows.c.preview == false(),
-                _rows.c.status.in_([DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value]),
+                _rows.c.status.in_(_PENDING),
             )
             .exists()
         )
@@ -471,7 +474,7 @@ class SqlBroadcastQueue:
             .where(
                 _rows.c.campaign_id == campaign_id,
                 _rows.c.preview == false(),
-                _rows.c.status.in_([DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value]),
+                _rows.c.status.in_(_PENDING),
             )
             .limit(1)
         )
@@ -582,7 +585,7 @@ class SqlBroadcastQueue:
             .where(
                 _rows.c.customer_id.in_(customers),
                 _rows.c.preview == false(),
-                _rows.c.status.in_([DeliveryStatus.SENT.value, DeliveryStatus.SENDING.value]),
+                _rows.c.status.in_([DeliveryStatus.SENT.value, *_LEASED]),
                 _rows.c.claimed_at >= bangkok_day_start(now),
             )
             .distinct()
@@ -652,7 +655,7 @@ class SqlBroadcastQueue:
             update(_rows)
             .where(_rows.c.id == bindparam("row_id"))
             .values(
-                status=DeliveryStatus.SENDING.value,
+                status=DeliveryStatus.CLAIMED.value,
                 attempt=_rows.c.attempt + 1,
                 language=bindparam("lang"),
                 retry_key=bindparam("key"),
@@ -666,9 +669,19 @@ class SqlBroadcastQueue:
     def _mine(self, ids: Collection[int], worker: str) -> tuple[ColumnElement[bool], ...]:
         return (
             _rows.c.id.in_(list(ids)),
-            _rows.c.status == DeliveryStatus.SENDING.value,
+            _rows.c.status.in_(_LEASED),
             _rows.c.claimed_by == worker,
         )
+
+    async def launching(self, ids: Collection[int], worker: str) -> None:
+        """Rows about to be handed to the platform (``sending``): from now on a crash
+        leaves them in doubt. Committed before the request goes."""
+        if ids:
+            await self._conn.execute(
+                update(_rows)
+                .where(*self._mine(ids, worker))
+                .values(status=DeliveryStatus.SENDING.value)
+            )
 
     async def record(
         self,
@@ -718,6 +731,26 @@ class SqlBroadcastQueue:
             )
 
     # --- leases of workers that died -------------------------------------------------
+
+    async def requeue_expired_claims(self, channel: str, now: datetime) -> int:
+        """Rows a vanished worker had claimed but not handed to the platform: queued again
+        (their attempt not counted)."""
+        result = await self._conn.execute(
+            update(_rows)
+            .where(
+                _rows.c.channel == channel,
+                _rows.c.status == DeliveryStatus.CLAIMED.value,
+                _rows.c.lease_until < now,
+            )
+            .values(
+                status=DeliveryStatus.QUEUED.value,
+                attempt=_rows.c.attempt - 1,
+                retry_key=None,
+                claimed_by=None,
+                lease_until=None,
+            )
+        )
+        return int(result.rowcount)
 
     async def fail_expired(self, channel: str, now: datetime, error: str) -> int:
         """Rows of a channel that cannot be sent twice safely, whose worker vanished

@@ -357,6 +357,7 @@ def _status_label(t: Translator, status: CampaignStatus | DeliveryStatus) -> str
         CampaignStatus.DONE: t._("done"),
         CampaignStatus.CANCELLED: t._("cancelled"),
         DeliveryStatus.QUEUED: t._("waiting"),
+        DeliveryStatus.CLAIMED: t._("waiting"),
         DeliveryStatus.SENDING: t._("on its way"),
         DeliveryStatus.SENT: t._("sent"),
         DeliveryStatus.FAILED: t._("failed"),
@@ -392,9 +393,15 @@ async def campaign_page(request: web.Request) -> web.Response:
         "no_chat": t._("You have no chat on record for previews. Ask an admin to add one."),
     }
     campaign = report.campaign
+    # "claimed" is the worker's business: staff see it as waiting.
+    shown = dict(report.counts)
+    shown[DeliveryStatus.QUEUED] = shown.get(DeliveryStatus.QUEUED, 0) + shown.pop(
+        DeliveryStatus.CLAIMED, 0
+    )
     counts = [
-        (status.value, _status_label(t, status), report.counts.get(status, 0))
+        (status.value, _status_label(t, status), shown.get(status, 0))
         for status in DeliveryStatus
+        if status is not DeliveryStatus.CLAIMED
     ]
     return _render(
         request,

@@ -195,9 +195,8 @@ class CampaignReport:
 
     @property
     def pending(self) -> int:
-        return self.counts.get(DeliveryStatus.QUEUED, 0) + self.counts.get(
-            DeliveryStatus.SENDING, 0
-        )
+        waiting = (DeliveryStatus.QUEUED, DeliveryStatus.CLAIMED, DeliveryStatus.SENDING)
+        return sum(self.counts.get(s, 0) for s in waiting)
 
     @property
     def finished(self) -> bool:

@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.bootstrap import SystemClock
+from bot.broadcast import BroadcastSettings
 from core.domain import CampaignStatus, Channel, DeliveryStatus
 from core.services.campaigns import CampaignService
 from storage.tables_staff import campaign_deliveries as rows
@@ -174,7 +175,10 @@ async def test_kill_9_mid_campaign_then_restart_reaches_every_opted_in_chat_exac
 
     async def mid_campaign() -> bool:
         telegram_idle = await count(
-            db, campaign_id, rows.c.channel == TELEGRAM, rows.c.status == DeliveryStatus.SENDING
+            db,
+            campaign_id,
+            rows.c.channel == TELEGRAM,
+            rows.c.status.in_([DeliveryStatus.CLAIMED, DeliveryStatus.SENDING]),
         )
         return (
             telegram.rate_limit.get("sendMessage", 1) == 0
@@ -242,7 +246,9 @@ async def test_a_worker_killed_at_any_moment_never_makes_a_resume_message_anyone
     unknown = {chat for chat, status in found.items() if status is DeliveryStatus.FAILED}
     assert sent | unknown == set(found)
     assert sent <= set(got), "a row says sent but the platform never saw it"
-    assert len(unknown) <= 60  # at most the one claim (one second at 60/s) in flight
+    # Rows leased but never handed to Telegram went back to the queue; only requests in
+    # flight when the worker died can be lost (at most the 8 a worker has in flight).
+    assert len(unknown - set(got)) <= BroadcastSettings().concurrency
     assert set(found) == audience.chats(TELEGRAM) | audience.chats(LINE)
     async with db.engine.connect() as conn:
         errors = set(
