@@ -64,6 +64,7 @@ bench: venv
 	$(BIN)/python bench/crypto.py --write-docs
 	$(BIN)/python bench/import.py --write-docs
 	$(BIN)/python bench/broadcast.py --write-docs
+	$(BIN)/python bench/webhook.py --write-docs
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -31,6 +31,7 @@ from aiohttp import web
 from sqlalchemy import insert, text
 
 from bot.bootstrap import SystemClock
+from bot.broadcast import BroadcastSettings
 from core.domain import ConsentPurpose, new_id
 from core.services.campaigns import CampaignDraft, CampaignService
 from storage import migrate
@@ -47,6 +48,7 @@ TOKEN = "123456:BENCH-token"
 FAKE_HASH = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA"
 CHAT_ID = re.compile(rb"(?:^|&)chat_id=([^&]*)")
 SEED_CHUNK = 5000
+LOAD_AT_START = os.getloadavg()[0]
 
 
 # --- a stub Bot API that costs the worker as little as possible --------------------------------
@@ -228,7 +230,9 @@ async def run_worker(
     return WorkerRun(started, time.monotonic(), peak)
 
 
-def worker_env(database_url: str, keyring: Path, stub_url: str, per_second: float) -> dict[str, str]:
+def worker_env(
+    database_url: str, keyring: Path, stub_url: str, per_second: float
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SELFCARE_")}
     env.update(
         SELFCARE_ENV="test",
@@ -372,31 +376,54 @@ def _cpu() -> str:
 def section(unlimited: Unlimited, limited: Limited, engine: str, args: argparse.Namespace) -> str:
     u, lim = unlimited, limited
     flag = " --sqlite" if args.sqlite else ""
+    command = (
+        f"python bench/broadcast.py --recipients {u.recipients} "
+        f"--minute {lim.window_s:.0f}{flag} --write-docs"
+    )
+    off_head = (
+        "| run | recipients | delivered | twice | start → first message | sending "
+        "| messages/s | worker peak RSS |"
+    )
+    off_row = (
+        f"| limits off | {u.recipients:,} | {u.delivered:,} | {u.duplicates} "
+        f"| {u.to_first_s:.1f} s | {u.sending_s:.1f} s | {u.per_second:,.0f} "
+        f"| {u.peak_rss_mib:.0f} MiB |"
+    )
+    on_head = (
+        "| run | limit | window | messages in it | achieved rate | most in any 1 s "
+        "| worker peak RSS |"
+    )
+    on_row = (
+        f"| Telegram limit on | {lim.limit:.0f}/s | {lim.window_s:.0f} s | {lim.in_window:,} "
+        f"| {lim.per_second:.1f}/s | {lim.max_in_any_second} | {lim.peak_rss_mib:.0f} MiB |"
+    )
     return f"""{SECTION_START}
 ## Broadcasts (`bench/broadcast.py`)
 
 - date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC
 - machine: {os.cpu_count()} CPUs ({_cpu()}), {platform.system()} {platform.release()}
 - Python: {platform.python_version()}; database: {engine} on the same machine
+- load average when it started: {LOAD_AT_START:.1f} (other work shared the machine)
 - the worker: `selfcare broadcast run` in its own process (python-telegram-bot over HTTP,
-  64 requests in flight); the stub Bot API runs in the benchmark's process and answers at once
+  {BroadcastSettings().concurrency} requests in flight, the next claim made while one is being
+  sent); the stub Bot API runs in the benchmark's process and answers at once
 
-Reproduce: `python bench/broadcast.py --recipients {u.recipients} --minute {lim.window_s:.0f}{flag} --write-docs`.
+Reproduce: `{command}`.
 
 Every recipient is a customer with a linked Telegram chat and marketing consent granted;
 each message is rechecked against the consent ledger, the chat link, reachability and the
 daily cap right before it goes (one claim of rows at a time, `FOR UPDATE SKIP LOCKED`).
 
-| run | recipients | delivered | twice | start → first message | sending | messages/s | worker peak RSS |
+{off_head}
 | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
-| limits off | {u.recipients:,} | {u.delivered:,} | {u.duplicates} | {u.to_first_s:.1f} s | {u.sending_s:.1f} s | {u.per_second:,.0f} | {u.peak_rss_mib:.0f} MiB |
+{off_row}
 
 "start → first message" is the worker's start-up plus building the campaign's 100,000
 recipient rows in one `INSERT … SELECT`.
 
-| run | limit | window | messages in it | achieved rate | most in any 1 s | worker peak RSS |
+{on_head}
 | --- | ---: | ---: | ---: | ---: | ---: | ---: |
-| Telegram limit on | {lim.limit:.0f}/s | {lim.window_s:.0f} s | {lim.in_window:,} | {lim.per_second:.1f}/s | {lim.max_in_any_second} | {lim.peak_rss_mib:.0f} MiB |
+{on_row}
 
 With the limit on, workers share one pace through the database (each claim reserves its
 sending slots), so adding workers does not add Telegram traffic; at 30/s, 100,000
@@ -421,9 +448,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--recipients", type=int, default=100_000)
     parser.add_argument("--minute", type=float, default=60.0, help="the limited run's window")
-    parser.add_argument(
-        "--pg-url", default=os.environ.get("SELFCARE_TEST_PG_URL", DEFAULT_PG_URL)
-    )
+    parser.add_argument("--pg-url", default=os.environ.get("SELFCARE_TEST_PG_URL", DEFAULT_PG_URL))
     parser.add_argument("--sqlite", action="store_true", help="measure on SQLite instead")
     parser.add_argument("--write-docs", action="store_true", help=f"update {DOCS}")
     args = parser.parse_args()

@@ -14,7 +14,7 @@ All of them send their replies to the same stub Bot API (its own process). Teleg
 send pacing is lifted for the stub: this measures our processing, not Telegram's limit.
 A turn's latency is the platform's view: from posting the update to the 200.
 
-Run: ``python bench/webhook.py [--chats 400] [--concurrency 40] [--write-docs]``
+Run: ``python bench/webhook.py [--chats 150] [--concurrency 40] [--write-docs]``
 (PostgreSQL from ``SELFCARE_BENCH_PG_URL``, default the test database). About 2 minutes.
 """
 
@@ -34,6 +34,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,7 @@ TOKEN = "123456:BENCH-token"
 SECRET = "bench-secret-token"
 DOCS = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Webhook throughput (bench/webhook.py)"
+WARM_UP_CHATS = 10
 
 
 # --- the stub Bot API (its own process) ------------------------------------------------------
@@ -317,6 +319,16 @@ def free_port() -> int:
         return port
 
 
+async def pg_version() -> str:
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_URL.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        return str(await conn.fetchval("SHOW server_version"))
+    finally:
+        await conn.close()
+
+
 async def pg(sql: str) -> None:
     import asyncpg
 
@@ -331,6 +343,8 @@ async def run(chats: int, concurrency: int) -> tuple[list[Result], dict[str, str
     from bot import tls
     from storage.crypto import Keyring
 
+    started_at = datetime.now(UTC)
+    load_start = os.getloadavg()[0]
     workdir = Path(tempfile.mkdtemp(prefix="selfcare-bench-"))
     cert, key = tls.development_certificate(workdir / "tls", ["127.0.0.1"])
     keyring = workdir / "keyring.json"
@@ -405,7 +419,7 @@ async def run(chats: int, concurrency: int) -> tuple[list[Result], dict[str, str
                 for url, (process, log) in zip(urls, processes, strict=False):
                     await wait_listening(url, process, log)
                 # Warm-up: connections, caches, the first transactions.
-                await drive(urls, max(concurrency, 20), concurrency, chat_base)
+                await drive(urls, WARM_UP_CHATS, WARM_UP_CHATS, chat_base)
                 chat_base += 1_000_000
                 await wait_drained(stub_url, 0)
                 before = await stub_sends(stub_url)
@@ -426,9 +440,12 @@ async def run(chats: int, concurrency: int) -> tuple[list[Result], dict[str, str
         stop(stub)
         await pg(f"DROP SCHEMA {schema} CASCADE")
     machine = {
-        "cpu": platform.processor() or platform.machine(),
+        "date": started_at.strftime("%Y-%m-%d %H:%M UTC"),
         "cores": str(os.cpu_count()),
+        "system": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
+        "postgresql": await pg_version(),
+        "load": f"{load_start:.2f} at the start, {os.getloadavg()[0]:.2f} at the end",
     }
     return results, machine
 
@@ -437,12 +454,22 @@ def table(results: list[Result], chats: int, concurrency: int, machine: dict[str
     lines = [
         SECTION,
         "",
-        f"`python bench/webhook.py --chats {chats} --concurrency {concurrency}` on "
-        f"{machine['cores']} cores, Python {machine['python']}, PostgreSQL on the same host. "
-        f'{chats} chats × 4 turns (`/start`, the bill button, "จ่ายบิล", the menu button), '
-        f"{concurrency} chats at a time, over HTTPS (TLS 1.3); every target sends its replies "
-        "to the same stub Bot API with Telegram's pacing lifted. Latency is the platform's "
-        "view: posting the update until the 200.",
+        f"- date: {machine['date']}",
+        f"- machine: {machine['cores']} CPUs, {machine['system']}, Python {machine['python']}",
+        f"- PostgreSQL: {machine['postgresql']} on the same machine",
+        f"- load average (1 min): {machine['load']} (the machine is shared with other "
+        "jobs: treat the figures as a floor)",
+        "",
+        f"Reproduce: `python bench/webhook.py --chats {chats} --concurrency {concurrency} "
+        "--write-docs` (or `make bench`); PostgreSQL from `SELFCARE_BENCH_PG_URL` (default: "
+        "the local test database), in a schema the run creates and drops.",
+        "",
+        f'{chats} chats × 4 turns (`/start`, the bill button, "จ่ายบิล" typed, the menu '
+        f"button), {concurrency} chats at a time (Telegram's default `max_connections`), each "
+        "chat one update after another, over HTTPS (TLS 1.3, the development certificate). "
+        "Every target sends its replies to the same stub Bot API (its own process) with "
+        "Telegram's pacing lifted, so this measures our processing, not Telegram's limit. "
+        "Latency is the platform's view: posting the update until the 200.",
         "",
         "| target | turns/s | p50 ms | p99 ms | errors | replies sent "
         "| still sending after the last 200 |",
@@ -457,25 +484,37 @@ def table(results: list[Result], chats: int, concurrency: int, machine: dict[str
         "",
         "A selfcare turn commits the update to the inbox, the conversation state (encrypted) "
         "and its replies (encrypted) in one PostgreSQL transaction under the chat's advisory "
-        "lock before it answers 200; the echo bot answers before it has done anything, and "
-        "the bare handler does nothing at all. Replies go out after the answer, so they do "
-        "not add to the latency; the last column is how long sending went on after the last "
-        "update was answered.",
+        "lock before it answers 200: about a dozen database round trips (pool check, BEGIN, "
+        "the inbox insert in a savepoint, the lock, the state read and write, one insert per "
+        "reply, COMMIT), and about a dozen more to send the replies (claim, then mark sent "
+        "and claim what follows). The echo bot answers before it has done anything, and the "
+        "bare handler does nothing at all. Replies go out after the answer, so they do not "
+        "add to the latency; the last column is how long sending went on after the last "
+        "update was answered. PostgreSQL, the servers, the worker, the stub and the load "
+        "generator share the machine's CPUs, so a second `serve` process only helps when "
+        "there are cores to spare.",
         "",
     ]
     return "\n".join(lines)
 
 
+START = "<!-- bench/webhook.py: start -->"
+END = "<!-- bench/webhook.py: end -->"
+
+
 def write_docs(section: str) -> None:
-    text = DOCS.read_text(encoding="utf-8") if DOCS.exists() else "# Benchmarks\n\n"
-    if SECTION in text:
-        start = text.index(SECTION)
-        end = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + section + ("" if end == -1 else text[end + 1 :])
+    """Replace this benchmark's part of docs/benchmarks.md (between its markers), or add
+    it at the end; the other benchmarks' parts are left as they are."""
+    text = DOCS.read_text(encoding="utf-8") if DOCS.exists() else "# Benchmarks\n"
+    block = f"{START}\n{section.rstrip()}\n{END}"
+    if START in text and END in text:
+        before, rest = text.split(START, 1)
+        _, after = rest.split(END, 1)
+        text = before + block + after
     else:
-        text = text.rstrip("\n") + "\n\n" + section
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
     DOCS.parent.mkdir(parents=True, exist_ok=True)
-    DOCS.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
+    DOCS.write_text(text, encoding="utf-8")
 
 
 def main() -> None:
@@ -489,7 +528,7 @@ def main() -> None:
             run_ptb_echo(int(rest[0]), rest[1], rest[2], rest[3])
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--chats", type=int, default=400)
+    parser.add_argument("--chats", type=int, default=150)
     parser.add_argument("--concurrency", type=int, default=40)
     parser.add_argument("--write-docs", action="store_true", help="update docs/benchmarks.md")
     args = parser.parse_args()

@@ -9,10 +9,12 @@ One pass (:meth:`Broadcaster.run_once`):
 2. Per channel, in parallel, until nothing is left: *claim* rows (``FOR UPDATE SKIP
    LOCKED`` on PostgreSQL, so workers share a campaign without sharing a row), recheck
    each against the consent ledger, the daily cap, its chat link and reachability
-   (:func:`core.services.campaigns.triage`), lease the rest to this worker (``sending``)
+   (:func:`core.services.campaigns.triage`), lease the rest to this worker (``claimed``)
    with the platform requests they go in (LINE: ≤500 users and a stored retry key), and
    reserve their sending slots in the channel's pace shared by all workers (Telegram
-   ~30 messages a second). Commit, send, then record each outcome in one more commit.
+   ~30 messages a second). Right before each request its rows become ``sending`` (one
+   commit shared by the requests leaving at that moment); after the claim, each outcome
+   is recorded. The next claim is made while one is being sent, so slots follow on.
 3. Campaigns with nothing left to send are done (after one last look for customers who
    opted in meanwhile).
 
@@ -20,11 +22,12 @@ No transaction stays open while a platform is called. A 429 hands back what was 
 yet and stops the channel for ``retry_after`` — every worker, through the shared pace.
 
 A worker killed mid-send leaves leased rows behind. When the lease ends another worker
-(or this one restarted) takes them over: LINE requests are sent again with the *same*
-retry key, which LINE delivers at most once, so those recipients get the promotion
-exactly once; Telegram has no such key, so its leased rows that may have gone out are
-marked failed ("outcome unknown") and never sent again. A resume never messages anyone
-twice.
+(or this one restarted) takes them over: ``claimed`` rows never reached the platform and
+are queued again; LINE requests in ``sending`` are sent again with the *same* retry key,
+which LINE delivers at most once, so those recipients get the promotion exactly once;
+Telegram has no such key, so its ``sending`` rows (at most the requests that were in
+flight, or answered but not yet recorded) are marked failed ("outcome unknown") and never
+sent again. A resume never messages anyone twice.
 """
 
 from __future__ import annotations

@@ -176,13 +176,16 @@ class OutboxDelivery:
             )
         return sent
 
-    async def relay_due(self, limit: int = 100) -> int:
+    async def relay_due(self, limit: int = 100, *, grace: timedelta = timedelta(0)) -> int:
         """Send what is due (new, retried, or abandoned by a process that died), several
-        chats at a time; returns how many messages went out. The worker's loop body."""
+        chats at a time; returns how many messages went out. The worker's loop body.
+
+        ``grace``: leave messages that became due less than this long ago to the web
+        process that just committed them (it is sending them right now)."""
         # Only channels this process can send to: the rest waits for a process that can.
         async with self._db.uow() as uow:
             chats = await uow.outbox.chats_due(
-                self._clock.now(), limit, channels=list(self._messengers)
+                self._clock.now() - grace, limit, channels=list(self._messengers)
             )
         if not chats:
             return 0

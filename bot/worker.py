@@ -3,7 +3,9 @@ periodic jobs of every feature.
 
 The relay loop looks for due outbox messages every ``SELFCARE_WORKER_POLL_SECONDS``
 (new ones a crash left behind, retries whose time has come, messages whose sender died
-with them leased) and sends them in order per chat (bot/delivery.py).
+with them leased) and sends them in order per chat (bot/delivery.py). It leaves a message
+alone for its first 2 seconds (the web process that committed it is sending it) and skips
+channels it has no credentials for.
 
 Periodic jobs: a feature adds one line to :data:`JOBS`::
 
@@ -42,6 +44,8 @@ log = logging.getLogger(__name__)
 JobFunction = Callable[[Container], Awaitable[object]]
 #: Relay batches: how many chats one pass looks at.
 RELAY_BATCH = 100
+#: A reply committed this recently is being sent by the web process that committed it.
+RELAY_GRACE = timedelta(seconds=2)
 #: Button payloads stored for Telegram are kept this long (older buttons go stale).
 CALLBACK_PAYLOAD_DAYS = 90
 
@@ -111,8 +115,8 @@ class Worker:
                 log.info(
                     "worker stopping", extra={"grace_seconds": settings.shutdown_timeout_seconds}
                 )
-            grace = None if once else settings.shutdown_timeout_seconds
-            _, pending = await asyncio.wait(tasks, timeout=grace)
+            allowed = None if once else settings.shutdown_timeout_seconds
+            _, pending = await asyncio.wait(tasks, timeout=allowed)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -128,7 +132,9 @@ class Worker:
         poll = self._container.settings.worker_poll_seconds
         while not self._stopping.is_set():
             try:
-                sent = await delivery.relay_due(RELAY_BATCH)
+                # A one-off pass takes everything due; the loop leaves the newest to web.
+                grace = timedelta(0) if once else RELAY_GRACE
+                sent = await delivery.relay_due(RELAY_BATCH, grace=grace)
             except Exception as exc:  # the database may be down: try again later
                 log.warning("relay pass failed", extra={"exc_type": type(exc).__name__})
                 sent = 0

@@ -84,7 +84,8 @@ campaigns = Table(
 
 #: One recipient chat of one campaign. The unique key makes the audience one row per
 #: chat however often it is (re)built, so a resumed campaign never messages a chat twice.
-#: ``status`` ``sending`` is leased to ``claimed_by`` until ``lease_until``; ``retry_key``
+#: ``status`` ``claimed`` (not yet handed to the platform) and ``sending`` are leased to
+#: ``claimed_by`` until ``lease_until``; ``retry_key``
 #: names the LINE multicast request the row went out in (X-Line-Retry-Key).
 campaign_deliveries = Table(
     "campaign_deliveries",

@@ -208,9 +208,12 @@ async def _send_telegram(
     hooks: Webhooks, chat_id: str, callback_query_id: str | None, ids: list[int]
 ) -> None:
     outbound = hooks.running.outbound
+    sending = outbound.delivery.deliver(ids, chat=(telegram.CHANNEL, chat_id), chat_spoke=True)
     if callback_query_id is not None and outbound.telegram is not None:
-        await outbound.telegram.answer_callback(callback_query_id)
-    await outbound.delivery.deliver(ids, chat=(telegram.CHANNEL, chat_id), chat_spoke=True)
+        # Stopping the button's spinner need not wait for the replies, nor they for it.
+        await asyncio.gather(outbound.telegram.answer_callback(callback_query_id), sending)
+    else:
+        await sending
 
 
 # --- LINE ------------------------------------------------------------------------------------

@@ -228,6 +228,18 @@ async def test_the_relay_leaves_a_channel_it_cannot_send_to_for_a_process_that_c
     assert (row.status, row.attempts) == ("pending", 0)
 
 
+async def test_the_relay_leaves_a_fresh_reply_to_the_web_process_sending_it(
+    db: Database,
+) -> None:
+    [only] = await enqueue(db, "L", "l1")
+    bot = ScriptedMessenger()
+    clock = FrozenClock(NOW + timedelta(seconds=1))
+    grace = timedelta(seconds=2)
+    assert await delivery(db, bot, clock).relay_due(grace=grace) == 0
+    clock.set(NOW + grace)
+    assert await delivery(db, bot, clock).relay_due(grace=grace) == 1
+
+
 async def test_a_send_cancelled_at_shutdown_hands_its_messages_back(db: Database) -> None:
     ids = await enqueue(db, "J", "j1", "j2")
     stuck = ScriptedMessenger()
