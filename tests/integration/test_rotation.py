@@ -272,6 +272,7 @@ async def test_rotation_while_the_service_keeps_writing(
     service = db if writer_key == "new" else Database(db.engine, FieldCipher(old_ring))
     expected = {c.id: c for c in seeded}
     rotation_done = asyncio.Event()
+    first_write = asyncio.Event()
     writes_during_rotation = 0
 
     async def service_writes() -> None:
@@ -288,10 +289,13 @@ async def test_rotation_while_the_service_keeps_writing(
             expected[changed.id] = changed
             expected[added.id] = added
             writes_during_rotation += not rotation_done.is_set()
+            first_write.set()
             await asyncio.sleep(0)
 
     writer = asyncio.create_task(service_writes())
     try:
+        # The service is writing before the rotation starts, whatever the machine's load.
+        await asyncio.wait_for(first_write.wait(), timeout=60)
         await reencrypt_all(db.engine, cipher, batch_size=5)
         rotation_done.set()
         await asyncio.wait_for(writer, timeout=60)
