@@ -28,7 +28,7 @@ serve: seed
 
 ## The whole test suite: every storage test on SQLite and on PostgreSQL
 test: venv
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 3
 
 lint: venv
 	$(BIN)/ruff check .

@@ -405,14 +405,15 @@ def section(unlimited: Unlimited, limited: Limited, engine: str, args: argparse.
 - Python: {platform.python_version()}; database: {engine} on the same machine
 - load average when it started: {LOAD_AT_START:.1f} (other work shared the machine)
 - the worker: `selfcare broadcast run` in its own process (python-telegram-bot over HTTP,
-  {BroadcastSettings().concurrency} requests in flight, the next claim made while one is being
-  sent); the stub Bot API runs in the benchmark's process and answers at once
+  {BroadcastSettings().concurrency} requests in flight, the next claim made while one is
+  being sent); the stub Bot API runs in the benchmark's process and answers at once
 
 Reproduce: `{command}`.
 
 Every recipient is a customer with a linked Telegram chat and marketing consent granted;
 each message is rechecked against the consent ledger, the chat link, reachability and the
-daily cap right before it goes (one claim of rows at a time, `FOR UPDATE SKIP LOCKED`).
+daily cap right before it goes (rows are claimed a batch at a time with
+`FOR UPDATE SKIP LOCKED`, and marked `sending` in one commit per moment before they go).
 
 {off_head}
 | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
@@ -425,8 +426,10 @@ recipient rows in one `INSERT … SELECT`.
 | --- | ---: | ---: | ---: | ---: | ---: | ---: |
 {on_row}
 
-With the limit on, workers share one pace through the database (each claim reserves its
-sending slots), so adding workers does not add Telegram traffic; at 30/s, 100,000
+With the limit on, the worker launches messages at least 1/30 s apart; "most in any 1 s"
+is counted where they arrive, so jitter at a window's edges can show one more than 30.
+Workers share one pace through the database (each claim reserves its sending slots), so
+adding workers does not add Telegram traffic; at 30/s, 100,000
 recipients take about {u.recipients / 30 / 3600:.1f} hours.
 {SECTION_END}
 """

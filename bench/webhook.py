@@ -50,7 +50,7 @@ PG_URL = os.environ.get(
 TOKEN = "123456:BENCH-token"
 SECRET = "bench-secret-token"
 DOCS = ROOT / "docs" / "benchmarks.md"
-SECTION = "## Webhook throughput (bench/webhook.py)"
+SECTION = "## Webhook throughput (`bench/webhook.py`)"
 WARM_UP_CHATS = 10
 
 
@@ -485,8 +485,8 @@ def table(results: list[Result], chats: int, concurrency: int, machine: dict[str
         "A selfcare turn commits the update to the inbox, the conversation state (encrypted) "
         "and its replies (encrypted) in one PostgreSQL transaction under the chat's advisory "
         "lock before it answers 200: about a dozen database round trips (pool check, BEGIN, "
-        "the inbox insert in a savepoint, the lock, the state read and write, one insert per "
-        "reply, COMMIT), and about a dozen more to send the replies (claim, then mark sent "
+        "the inbox insert in a savepoint, the lock, the state read and write, the replies' "
+        "insert, COMMIT), and about a dozen more to send the replies (claim, then mark sent "
         "and claim what follows). The echo bot answers before it has done anything, and the "
         "bare handler does nothing at all. Replies go out after the answer, so they do not "
         "add to the latency; the last column is how long sending went on after the last "

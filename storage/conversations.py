@@ -190,29 +190,32 @@ class SqlOutboxRepository:
     async def enqueue_replies(
         self, channel: str, chat_id: str, replies: Sequence[Reply], now: datetime
     ) -> list[int]:
-        ids: list[int] = []
+        if not replies:
+            return []
+        rows = []
         for reply in replies:
             uid = new_id()
             payload = json.dumps(reply_to_json(reply), ensure_ascii=False)
-            result = await self._conn.execute(
-                insert(t.outbox)
-                .values(
-                    uid=uid,
-                    kind="chat",
-                    channel=channel,
-                    chat_id=chat_id,
-                    payload_enc=self._cipher.encrypt(
+            rows.append(
+                {
+                    "uid": uid,
+                    "kind": "chat",
+                    "channel": channel,
+                    "chat_id": chat_id,
+                    "payload_enc": self._cipher.encrypt(
                         payload, table="outbox", column="payload", row_id=uid
                     ),
-                    status="pending",
-                    attempts=0,
-                    created_at=now,
-                    available_at=now,
-                )
-                .returning(t.outbox.c.id)
+                    "status": PENDING,
+                    "attempts": 0,
+                    "created_at": now,
+                    "available_at": now,
+                }
             )
-            ids.append(int(result.scalar_one()))
-        return ids
+        # One statement for all of them (one round trip), ids in the order given.
+        result = await self._conn.execute(
+            insert(t.outbox).returning(t.outbox.c.id, sort_by_parameter_order=True), rows
+        )
+        return [int(i) for i in result.scalars().all()]
 
     def _message(self, row: Any) -> OutboxMessage:
         raw = self._cipher.decrypt(

@@ -40,8 +40,6 @@ STAFF = web.AppKey("staff_service", StaffService)
 CAMPAIGNS = web.AppKey("campaign_service", CampaignService)
 SUPPORT = web.AppKey("support_desk", SupportDesk)
 CORRECTIONS = web.AppKey("correction_desk", CorrectionDesk)
-#: Where the staff member of an authenticated request is kept.
-STAFF_MEMBER = "selfcare.staff_member"
 REALM = 'Bearer realm="selfcare-admin"'
 MAX_TOKEN_DAYS = 3650
 

@@ -74,7 +74,7 @@ async def test_retire_refuses_a_key_still_in_use_and_removes_an_unused_one(
         await keys.retire(db.engine, db.cipher, keyring_path, old)
     await rotation.reencrypt_all(db.engine, db.cipher)
     await keys.retire(db.engine, db.cipher, keyring_path, old)
-    with pytest.raises(KeyringError, match="in use|active"):
+    with pytest.raises(KeyringError, match=r"in use|active"):
         await keys.retire(db.engine, db.cipher, keyring_path, rotated.active_key_id)
     on_disk = await asyncio.to_thread(Keyring.load, keyring_path)
     assert old not in on_disk.keys

@@ -231,7 +231,7 @@ async def test_the_relay_leaves_a_channel_it_cannot_send_to_for_a_process_that_c
 async def test_the_relay_leaves_a_fresh_reply_to_the_web_process_sending_it(
     db: Database,
 ) -> None:
-    [only] = await enqueue(db, "L", "l1")
+    await enqueue(db, "L", "l1")
     bot = ScriptedMessenger()
     clock = FrozenClock(NOW + timedelta(seconds=1))
     grace = timedelta(seconds=2)

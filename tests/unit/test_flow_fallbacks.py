@@ -22,9 +22,7 @@ LATER = ["profile", "consent", "mydata", "forget"]
 def unbuilt(chat: Chat, settings: ConversationSettings) -> Chat:
     routes = [r for r in ROUTES if r.name not in (*LATER, "correction")]
     router = Router([*routes, *(coming_soon(name) for name in LATER)])
-    chat.service = ConversationService(
-        chat.db.unit_of_work, chat.clock, settings, router=router
-    )
+    chat.service = ConversationService(chat.db.unit_of_work, chat.clock, settings, router=router)
     return chat
 
 

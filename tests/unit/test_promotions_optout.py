@@ -62,6 +62,7 @@ async def test_one_tap_withdraws_marketing_consent_with_notice_channel_and_time(
     )
     assert done in joined(replies)
     assert ends_with_menu(replies)
+    assert [e.action for e in db.state.audit] == ["consent.withdrawn"]
     ((_, event, _),) = db.state.published
     assert event.type == "consent.changed"
     assert event.data["granted"] is False and event.data["purpose"] == "marketing"
