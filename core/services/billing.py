@@ -25,6 +25,7 @@ from datetime import date, datetime, timedelta
 from core.domain import Bill, BillStatus, PayLink, ServiceAccount
 from core.errors import InvalidInput, SelfcareError
 from core.i18n import BANGKOK, normalise_language
+from core.integration_events import payment_link_created
 from core.ports import UnitOfWork
 from core.promptpay import (
     MAX_AMOUNT_SATANG,
@@ -211,18 +212,35 @@ def pay_link_url(settings: PaymentSettings, token: str) -> str:
 async def issue_pay_link(
     uow: UnitOfWork, settings: PaymentSettings, bill: Bill, *, language: str, now: datetime
 ) -> str:
-    """A new payment page URL for ``bill``, valid for ``settings.pay_link_ttl``."""
+    """A new payment page URL for ``bill``, valid for ``settings.pay_link_ttl``; subscribers
+    hear of it as ``payment_link.created`` (in the same transaction)."""
     token = secrets.token_urlsafe(PAY_TOKEN_BYTES)
+    token_hash = hash_pay_token(token)
+    expires_at = now + settings.pay_link_ttl
     await uow.pay_links.add(
         PayLink(
-            token_hash=hash_pay_token(token),
+            token_hash=token_hash,
             bill_id=bill.id,
             bill_reference=bill.reference,
             language=normalise_language(language),
             created_at=now,
-            expires_at=now + settings.pay_link_ttl,
+            expires_at=expires_at,
         )
     )
+    customer = await uow.customers.get(bill.customer_id)
+    if customer is not None:
+        await uow.events.publish(
+            payment_link_created(
+                account_no=customer.account_no,
+                bill_reference=bill.reference,
+                amount_satang=amount_to_pay(bill),
+                # an id for the link that reveals nothing of the token itself
+                link_id=token_hash[:16].hex(),
+                expires_at=expires_at,
+                created_at=now,
+            ),
+            occurred_at=now,
+        )
     return pay_link_url(settings, token)
 
 

@@ -229,3 +229,20 @@ async def test_a_link_to_a_bill_a_bank_would_refuse_shows_the_bill_without_a_qr(
         page = await open_pay_link(uow, PAYMENTS, token, now=NOW)
     assert isinstance(page, PayPage)
     assert page.payload is None and page.status is BillStatus.UNPAID
+
+
+async def test_a_new_payment_link_is_announced_to_subscribers(db: FakeDatabase) -> None:
+    home = add_household(db, language="th")
+    bill = home.newest()
+    async with db.unit_of_work() as uow:
+        url = await issue_pay_link(uow, PAYMENTS, bill, language="th", now=NOW)
+        await uow.commit()
+    [(_, event, occurred_at)] = db.state.published
+    assert event.type == "payment_link.created"
+    assert occurred_at == NOW
+    assert event.data["bill_reference"] == bill.reference
+    assert event.data["amount_satang"] == amount_to_pay(bill)
+    assert event.data["account_no"] == home.customer.account_no
+    token = url.rsplit("/", 1)[1]
+    assert token not in str(event.data)  # the link id reveals nothing of the token
+    assert event.data["link_id"] == hash_pay_token(token)[:16].hex()
