@@ -91,8 +91,8 @@ async def fill_everything(db: Database, tag: str, *, campaign_id: str | None = N
             "user id": user.user_id,
             "correction words": words,
             "new email": new_email,
-            "typed in a chat": f"พิมพ์ไว้ {tag} ในแชท",
-            "a message sent": f"ข้อความถึง {tag} ในแชท",
+            "typed in a chat": f"พิมพ์ไว้ {tag} ในแชต",
+            "a message sent": f"ข้อความถึง {tag} ในแชต",
         },
     )
     async with db.uow() as uow:

@@ -17,7 +17,7 @@ DEMO_NAME = demo_customers()[0][0].name
 DEMO_PHONE = demo_customers()[0][0].phone
 PAUSED = "เพื่อความปลอดภัยของบัญชี ระบบพักการเข้าสู่ระบบด้วยรหัสผ่านไว้ชั่วคราวค่ะ กรุณาลองใหม่หลัง"
 WRONG = "User ID หรือรหัสผ่านไม่ถูกต้องค่ะ"
-# /link, "✅ ยอมรับและทำต่อ" [1], "🔑 รหัสผ่านในแชท" [1]
+# /link, "✅ ยอมรับและทำต่อ" [1], "🔑 รหัสผ่านในแชต" [1]
 TO_PASSWORD = ["/link", "1", "1"]
 
 
@@ -35,9 +35,9 @@ async def test_demo_links_with_its_password_and_is_greeted_by_name(
 
     out = result.stdout
     assert "กรุณาพิมพ์ User ID บริการด่วนออนไลน์ของคุณค่ะ" in out
-    assert "เรียบร้อยค่ะ! แชทนี้เชื่อมกับบัญชีบริการด่วนออนไลน์ของคุณแล้ว" in out
+    assert "เรียบร้อยค่ะ! แชตนี้เชื่อมกับบัญชีบริการด่วนออนไลน์ของคุณแล้ว" in out
     greeting = f"สวัสดีค่ะ คุณ{DEMO_NAME} ยินดีต้อนรับกลับมาค่ะ"
-    linked_at = out.index("เรียบร้อยค่ะ! แชทนี้เชื่อม")
+    linked_at = out.index("เรียบร้อยค่ะ! แชตนี้เชื่อม")
     assert greeting not in out[:linked_at]  # a stranger until linked
     assert out[linked_at:].count(greeting) == 2  # right after linking, and on /start
     assert "🗑" in out  # the password message is taken back
@@ -105,7 +105,7 @@ async def test_in_development_the_sms_code_is_printed_in_the_shell_and_links(
         await type_line(DEMO_PHONE)
         sms = await until(r"📱 SMS to \d\dx-xxx-\d{4} \(development, not sent\): (\d{6}) ")
         await type_line(sms.group(1))
-        await until("เรียบร้อยค่ะ! แชทนี้เชื่อม")
+        await until("เรียบร้อยค่ะ! แชตนี้เชื่อม")
         proc.stdin.close()
         await asyncio.wait_for(proc.wait(), 60)
     finally:

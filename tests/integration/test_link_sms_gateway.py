@@ -17,7 +17,7 @@ from bot.sms import DevelopmentSms, HttpSmsGateway, sms_sender
 from core.ports import DeliveryError
 from tests.stubs.server import StubServer
 
-TEXT = "123456 คือรหัสเชื่อมแชทของ ExampleTel ใช้ได้ 5 นาที"
+TEXT = "123456 คือรหัสเชื่อมแชตของ ExampleTel ใช้ได้ 5 นาที"
 
 
 class GatewayStub(StubServer):

@@ -170,7 +170,7 @@ async def test_the_page_is_a_strict_phone_sized_form_in_the_chats_language(
 
     assert page.status == 200
     assert '<html lang="th">' in page.text and 'name="viewport"' in page.text
-    assert "เข้าสู่ระบบเพื่อเชื่อมแชท" in page.text
+    assert "เข้าสู่ระบบเพื่อเชื่อมแชต" in page.text
     csp = page.headers["Content-Security-Policy"]
     nonce = re.search(r"'nonce-([^']+)'", csp).group(1)  # type: ignore[union-attr]
     assert f'<style nonce="{nonce}">' in page.text
