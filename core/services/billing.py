@@ -233,7 +233,7 @@ async def issue_pay_link(
             payment_link_created(
                 account_no=customer.account_no,
                 bill_reference=bill.reference,
-                amount_satang=amount_to_pay(bill),
+                amount_satang=bill.outstanding_satang,
                 # an id for the link that reveals nothing of the token itself
                 link_id=token_hash[:16].hex(),
                 expires_at=expires_at,

@@ -241,7 +241,7 @@ async def test_a_new_payment_link_is_announced_to_subscribers(db: FakeDatabase) 
     assert event.type == "payment_link.created"
     assert occurred_at == NOW
     assert event.data["bill_reference"] == bill.reference
-    assert event.data["amount_satang"] == amount_to_pay(bill)
+    assert event.data["amount_satang"] == bill.outstanding_satang
     assert event.data["account_no"] == home.customer.account_no
     token = url.rsplit("/", 1)[1]
     assert token not in str(event.data)  # the link id reveals nothing of the token
