@@ -173,8 +173,8 @@ class Settings(BaseSettings):
         30,
         ge=2,
         le=3650,
-        description="days `selfcare worker` keeps inbox entries, sent messages and idle "
-        "conversation state before deleting them",
+        description="days `selfcare worker` keeps sent messages and idle conversation "
+        "state before deleting them (handled-update ids: 3 days, or this if shorter)",
     )
     tls_cert: Path | None = Field(None, description="PEM certificate chain for `serve`")
     tls_key: Path | None = Field(None, description="PEM private key for `serve`")

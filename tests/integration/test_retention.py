@@ -1,6 +1,6 @@
-"""The worker's retention job on SQLite and PostgreSQL: inbox entries, sent or given-up
-messages and idle conversations older than ``SELFCARE_RETENTION_DAYS`` go; newer rows and
-messages still waiting to be sent stay."""
+"""The worker's retention job on SQLite and PostgreSQL: sent or given-up messages and idle
+conversations older than ``SELFCARE_RETENTION_DAYS`` go, inbox entries after 3 days; newer
+rows and messages still waiting to be sent stay."""
 
 from __future__ import annotations
 
@@ -23,6 +23,9 @@ from storage.uow import Database
 NOW = datetime(2026, 11, 25, 7, 0, tzinfo=UTC)
 OLD = NOW - timedelta(days=31)
 RECENT = NOW - timedelta(days=29)
+#: Inbox entries: older than Telegram's 24 h of redelivery, younger than its week of silence.
+HANDLED_4_DAYS_AGO = NOW - timedelta(days=4)
+HANDLED_2_DAYS_AGO = NOW - timedelta(days=2)
 
 
 class Clock:
@@ -32,7 +35,7 @@ class Clock:
 
 async def _seed(db: Database) -> None:
     async with db.uow() as uow:
-        for n, at in enumerate([OLD, OLD, RECENT]):
+        for n, at in enumerate([OLD, OLD, HANDLED_4_DAYS_AGO, HANDLED_2_DAYS_AGO]):
             assert await uow.inbox.accept("telegram", f"evt-{n}", at)
         old_sent, old_dead, old_pending = await uow.outbox.enqueue_replies(
             "telegram", "100", [TextReply("a"), TextReply("b"), TextReply("c")], OLD
@@ -94,9 +97,9 @@ async def test_the_worker_job_purges_what_is_older_than_the_setting(
     db: Database, container: bootstrap.Container
 ) -> None:
     await _seed(db)
-    assert await privacy_jobs.purge_expired(container) == 5  # 2 inbox, 2 messages, 1 chat
+    assert await privacy_jobs.purge_expired(container) == 6  # 3 inbox, 2 messages, 1 chat
     inbox, outbox, conversations = await _left(db)
-    assert inbox == ["evt-2"]
+    assert inbox == ["evt-3"]  # 3 days, whatever SELFCARE_RETENTION_DAYS says
     assert outbox == ["pending", "sent"]  # the old unsent one waits; the recent one stays
     assert conversations == ["active"]
     assert await privacy_jobs.purge_expired(container) == 0
@@ -118,8 +121,18 @@ def test_the_retention_job_is_one_of_the_workers_jobs() -> None:
     assert any(job.run is privacy_jobs.purge_expired for job in JOBS)
 
 
+async def test_a_shorter_retention_setting_also_shortens_the_inbox(db: Database) -> None:
+    async with db.uow() as uow:
+        await uow.inbox.accept("telegram", "two-days", HANDLED_2_DAYS_AGO)
+        await uow.commit()
+    report = await purge_expired(db.uow, now=NOW, policy=RetentionPolicy(keep=timedelta(days=1)))
+    assert report.inbox == 1
+
+
 def test_retention_keeps_rows_at_least_a_day() -> None:
     with pytest.raises(ValueError):
         RetentionPolicy(keep=timedelta(hours=1))
+    with pytest.raises(ValueError):
+        RetentionPolicy(inbox_keep=timedelta(hours=12))
     with pytest.raises(ValueError):
         RetentionPolicy(batch=0)
