@@ -134,6 +134,11 @@ class CustomerRepository(Protocol):
 
     async def find_service_account_by_number(self, number: str) -> ServiceAccount | None: ...
 
+    async def customer_ids_for_number(self, number: str, *, limit: int = 2) -> list[str]:
+        """Up to ``limit`` distinct customers with ``number`` as their contact phone or as a
+        mobile service number (two are enough to tell that a number is shared)."""
+        ...
+
 
 class BillRepository(Protocol):
     async def add(self, bill: Bill) -> None: ...

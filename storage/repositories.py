@@ -11,7 +11,7 @@ import hashlib
 import json
 from datetime import UTC, date, datetime
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select, union, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -169,6 +169,22 @@ class SqlCustomerRepository(_Encrypted):
             .first()
         )
         return None if row is None else self._service_account(row)
+
+    async def customer_ids_for_number(self, number: str, *, limit: int = 2) -> list[str]:
+        try:
+            bidx = self._cipher.blind_index("phone", normalise_phone(number))
+        except ValueError:
+            return []
+        contacts = select(t.customers.c.id.label("customer_id")).where(
+            t.customers.c.phone_bidx == bidx
+        )
+        mobiles = select(t.service_accounts.c.customer_id).where(
+            t.service_accounts.c.number_bidx == bidx,
+            t.service_accounts.c.kind == ServiceKind.MOBILE.value,
+        )
+        found = union(contacts, mobiles).subquery()
+        query = select(found.c.customer_id).order_by(found.c.customer_id).limit(limit)
+        return list((await self._conn.execute(query)).scalars())
 
     async def count(self) -> int:
         return int(

@@ -41,7 +41,6 @@ from core.domain import (
     EServiceUser,
     LinkToken,
     OtpChallenge,
-    ServiceKind,
     Throttle,
     new_id,
 )
@@ -455,14 +454,10 @@ class LinkingService:
 
     # --- SMS codes -------------------------------------------------------------------------
 
-    async def _customer_for_number(self, uow: UnitOfWork, phone: str) -> str | None:
-        customer = await uow.customers.find_by_phone(phone)
-        if customer is not None:
-            return customer.id
-        account = await uow.customers.find_service_account_by_number(phone)
-        if account is not None and account.kind is ServiceKind.MOBILE:
-            return account.customer_id
-        return None
+    async def _customers_for_number(self, uow: UnitOfWork, phone: str) -> list[str]:
+        """The customers ``phone`` names (as contact or mobile number); more than one means
+        a shared number, which cannot say whose chat it is linking."""
+        return await uow.customers.customer_ids_for_number(phone, limit=2)
 
     async def send_otp(
         self,
@@ -490,14 +485,25 @@ class LinkingService:
         waits = [u for *_, th in throttles if (u := blocked_until(th, now)) is not None]
         if waits:
             return OtpThrottled(until=max(waits))
-        customer_id = await self._customer_for_number(uow, number)
+        owners = await self._customers_for_number(uow, number)
+        customer_id = owners[0] if len(owners) == 1 else None
         code = f"{secrets.randbelow(10**OTP_DIGITS):0{OTP_DIGITS}d}"
         challenge_id = new_id()
+        text: str | None = None
         if customer_id is not None:
             text = t._(
                 "{code} is your {operator} code to link your chat. It is valid for 5 minutes. "
                 "Never share it with anyone."
             ).format(code=code, operator=self._operator)
+        elif owners:
+            # A shared number: a code would have to pick one account. The chat hears the
+            # usual answer (no enumeration); the number's owner learns what to do instead.
+            text = t._(
+                "This number is on more than one {operator} account, so a code cannot tell "
+                "which one to link. Please link with your User ID and password, or contact "
+                "{operator} to get one."
+            ).format(operator=self._operator)
+        if text is not None:
             try:
                 await self._sms.send(number, text)
             except DeliveryError as exc:

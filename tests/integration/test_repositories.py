@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select, text, update
 from sqlalchemy.exc import DBAPIError
 
-from core.domain import AuditEntry, Channel, ConsentPurpose, ConsentRecord
+from core.domain import AuditEntry, Channel, ConsentPurpose, ConsentRecord, ServiceKind
 from storage import tables as t
 from storage.crypto import DecryptionError, FieldCipher
 from storage.repositories import AUDIT_GENESIS, audit_hash
@@ -65,6 +65,29 @@ async def test_customer_update_re_encrypts_and_moves_the_phone_index(db: Databas
 
     assert found is not None
     assert replace(found, created_at=None) == moved
+
+
+async def test_customers_for_a_number_tell_a_shared_number_apart(db: Database) -> None:
+    alone, contact, subscriber, landline = (f.customer() for _ in range(4))
+    contact = replace(contact, phone="0811111111")
+    await f.add_customers(db, alone, contact, subscriber, landline)
+    async with db.uow() as uow:
+        # A mobile number on file twice for its owner is still one customer.
+        await uow.customers.add_service_account(f.service_account(alone))
+        await uow.customers.add_service_account(f.service_account(subscriber, number="0811111111"))
+        fixed = f.service_account(landline, number="02-111-1111", kind=ServiceKind.FIXED)
+        await uow.customers.add_service_account(fixed)
+        await uow.commit()
+    async with db.uow() as uow:
+        assert await uow.customers.customer_ids_for_number(alone.phone) == [alone.id]
+        shared = await uow.customers.customer_ids_for_number("+66 81 111 1111")
+        assert sorted(shared) == sorted([contact.id, subscriber.id])
+        assert await uow.customers.customer_ids_for_number("081-111-1111", limit=1) in (
+            [contact.id],
+            [subscriber.id],
+        )
+        assert await uow.customers.customer_ids_for_number("021111111") == []  # not a mobile
+        assert await uow.customers.customer_ids_for_number(SQL_INJECTION) == []
 
 
 PHONE_SPELLINGS = [

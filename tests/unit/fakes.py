@@ -32,6 +32,7 @@ from core.domain import (
     Customer,
     EServiceUser,
     ServiceAccount,
+    ServiceKind,
 )
 from core.errors import Conflict
 
@@ -204,6 +205,15 @@ class FakeCustomers:
     async def find_service_account_by_number(self, number: str) -> ServiceAccount | None:
         accounts = self._uow.state.service_accounts.values()
         return next((a for a in accounts if a.number == number), None)
+
+    async def customer_ids_for_number(self, number: str, *, limit: int = 2) -> list[str]:
+        contacts = {c.id for c in self._uow.state.customers.values() if c.phone == number}
+        mobiles = {
+            a.customer_id
+            for a in self._uow.state.service_accounts.values()
+            if a.number == number and a.kind is ServiceKind.MOBILE
+        }
+        return sorted(contacts | mobiles)[:limit]
 
 
 class FakeBills:

@@ -111,6 +111,22 @@ async def test_a_number_not_on_file_gets_the_same_answer_but_no_sms_and_no_code_
     assert not db.state.links
 
 
+async def test_a_number_two_customers_share_sends_no_code_and_links_nobody(
+    chat: Chat, db: FakeDatabase, sms: FakeSms, t: Translator
+) -> None:
+    add_account(db)
+    add_account(db, name="สมศรี ใจดี", user_id="somsri01")  # the same contact number
+    replies = await to_code_step(chat)
+    assert texts(replies) == [sent_text(t)]  # the chat cannot tell a shared number apart
+    (message,) = sms.sent
+    assert message.phone == PHONE
+    assert not any(ch.isdigit() for ch in message.text)  # no code to type
+    assert "ExampleTel" in message.text and ("รหัสผ่าน" in message.text) == (t.lang == "th")
+    for guess in ("000000", "123456"):
+        await chat.say(guess)
+    assert not db.state.links
+
+
 @pytest.mark.parametrize("typed", ["12345", "abcdef", "1234567", "12 34 5x"])
 async def test_a_malformed_code_is_asked_again_without_using_a_try(
     chat: Chat, db: FakeDatabase, sms: FakeSms, t: Translator, typed: str
