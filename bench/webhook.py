@@ -8,13 +8,15 @@ a time (Telegram's default ``max_connections`` is 40), over HTTPS, against:
 - python-telegram-bot's own webhook server (tornado) running an echo bot;
 - ``selfcare serve`` on PostgreSQL (secret check, PTB parsing, inbox, per-chat lock,
   flow, encrypted state and outbox in one transaction, answer, then the replies sent in
-  the background), with ``selfcare worker`` beside it; one process, then two.
+  the background), with ``selfcare worker`` beside it; one process, then two (or the
+  web × worker layouts given with ``--layouts``, e.g. ``1x1,2x1,2x2``).
 
 All of them send their replies to the same stub Bot API (its own process). Telegram's
 send pacing is lifted for the stub: this measures our processing, not Telegram's limit.
 A turn's latency is the platform's view: from posting the update to the 200.
 
-Run: ``python bench/webhook.py [--chats 150] [--concurrency 40] [--write-docs]``
+Run: ``python bench/webhook.py [--chats 150] [--concurrency 40] [--layouts 1x1,2x1]
+[--write-docs]``
 (PostgreSQL from ``SELFCARE_BENCH_PG_URL``, default the test database). About 2 minutes.
 """
 
@@ -339,7 +341,27 @@ async def pg(sql: str) -> None:
         await conn.close()
 
 
-async def run(chats: int, concurrency: int) -> tuple[list[Result], dict[str, str]]:
+DEFAULT_LAYOUTS = "1x1,2x1"
+
+
+def parse_layouts(text: str) -> list[tuple[int, int]]:
+    """``"1x1,2x2"`` → [(1, 1), (2, 2)]: web processes × workers for each selfcare run."""
+    layouts = []
+    for part in text.split(","):
+        web, _, workers = part.strip().partition("x")
+        if not (web.isdigit() and workers.isdigit() and int(web) >= 1 and int(workers) >= 1):
+            raise argparse.ArgumentTypeError(f"{part!r}: give WEBxWORKERS, like 2x1")
+        layouts.append((int(web), int(workers)))
+    return layouts
+
+
+def layout_name(web: int, workers: int) -> str:
+    return f"selfcare serve ×{web} + worker" + (f" ×{workers}" if workers != 1 else "")
+
+
+async def run(
+    chats: int, concurrency: int, layouts: list[tuple[int, int]]
+) -> tuple[list[Result], dict[str, str]]:
     from bot import tls
     from storage.crypto import Keyring
 
@@ -387,17 +409,23 @@ async def run(chats: int, concurrency: int) -> tuple[list[Result], dict[str, str
             stdout=subprocess.DEVNULL,
         )
         assert await upgrade.wait() == 0, "selfcare db upgrade failed"
-        targets: list[tuple[str, list[list[str]], int]] = [
-            ("bare aiohttp handler (200)", [[__file__, "_bare", "{port}", str(cert), str(key)]], 1),
+        targets: list[tuple[str, list[list[str]], int, int]] = [
+            (
+                "bare aiohttp handler (200)",
+                [[__file__, "_bare", "{port}", str(cert), str(key)]],
+                1,
+                0,
+            ),
             (
                 "python-telegram-bot webhook, echo bot",
                 [[__file__, "_ptb", "{port}", str(cert), str(key), stub_url]],
                 1,
+                0,
             ),
-            ("selfcare serve ×1 + worker", [["-m", "bot", "serve", "--port", "{port}"]], 1),
-            ("selfcare serve ×2 + worker", [["-m", "bot", "serve", "--port", "{port}"]], 2),
         ]
-        for name, commands, copies in targets:
+        serve = [["-m", "bot", "serve", "--port", "{port}"]]
+        targets += [(layout_name(web, workers), serve, web, workers) for web, workers in layouts]
+        for name, commands, copies, workers in targets:
             processes = []
             urls = []
             for n in range(copies):
@@ -407,8 +435,8 @@ async def run(chats: int, concurrency: int) -> tuple[list[Result], dict[str, str
                     log = workdir / f"{len(results)}-{n}.log"
                     processes.append((spawn(args, env, workdir, log), log))
                     urls.append(f"https://127.0.0.1:{port}/webhooks/telegram")
-            if "selfcare" in name:
-                worker_log = workdir / f"{len(results)}-worker.log"
+            for w in range(workers):
+                worker_log = workdir / f"{len(results)}-worker-{w}.log"
                 processes.append(
                     (
                         spawn([sys.executable, "-m", "bot", "worker"], env, workdir, worker_log),
@@ -450,7 +478,14 @@ async def run(chats: int, concurrency: int) -> tuple[list[Result], dict[str, str
     return results, machine
 
 
-def table(results: list[Result], chats: int, concurrency: int, machine: dict[str, str]) -> str:
+def table(
+    results: list[Result],
+    chats: int,
+    concurrency: int,
+    machine: dict[str, str],
+    layouts: str = DEFAULT_LAYOUTS,
+) -> str:
+    option = "" if layouts == DEFAULT_LAYOUTS else f" --layouts {layouts}"
     lines = [
         SECTION,
         "",
@@ -460,9 +495,9 @@ def table(results: list[Result], chats: int, concurrency: int, machine: dict[str
         f"- load average (1 min): {machine['load']} (the machine is shared with other "
         "jobs: treat the figures as a floor)",
         "",
-        f"Reproduce: `python bench/webhook.py --chats {chats} --concurrency {concurrency} "
-        "--write-docs` (or `make bench`); PostgreSQL from `SELFCARE_BENCH_PG_URL` (default: "
-        "the local test database), in a schema the run creates and drops.",
+        f"Reproduce: `python bench/webhook.py --chats {chats} --concurrency {concurrency}"
+        f"{option} --write-docs` (or `make bench`); PostgreSQL from `SELFCARE_BENCH_PG_URL` "
+        "(default: the local test database), in a schema the run creates and drops.",
         "",
         f'{chats} chats × 4 turns (`/start`, the bill button, "จ่ายบิล" typed, the menu '
         f"button), {concurrency} chats at a time (Telegram's default `max_connections`), each "
@@ -530,10 +565,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chats", type=int, default=150)
     parser.add_argument("--concurrency", type=int, default=40)
+    parser.add_argument(
+        "--layouts",
+        default=DEFAULT_LAYOUTS,
+        help="selfcare runs as WEBxWORKERS, comma-separated (default %(default)s)",
+    )
     parser.add_argument("--write-docs", action="store_true", help="update docs/benchmarks.md")
     args = parser.parse_args()
-    results, machine = asyncio.run(run(args.chats, args.concurrency))
-    section = table(results, args.chats, args.concurrency, machine)
+    try:
+        layouts = parse_layouts(args.layouts)
+    except argparse.ArgumentTypeError as exc:
+        parser.error(f"--layouts: {exc}")
+    results, machine = asyncio.run(run(args.chats, args.concurrency, layouts))
+    section = table(results, args.chats, args.concurrency, machine, args.layouts)
     print()
     print(section)
     if args.write_docs:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as _dt
 import gettext
 import io
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +47,22 @@ __all__ = [
 SUPPORTED_LANGUAGES: tuple[str, ...] = ("th", "en")
 DEFAULT_LANGUAGE = "th"
 DOMAIN = "selfcare"
-LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
+
+
+def _find_locales() -> Path:
+    """``locales/`` of the source tree (a checkout, an editable install), else where an
+    installed wheel puts it (``<prefix>/share/selfcare/locales``, pyproject's data-files)."""
+    candidates = (
+        Path(__file__).resolve().parent.parent / "locales",
+        Path(sys.prefix) / "share" / DOMAIN / "locales",
+    )
+    for folder in candidates:
+        if (folder / DEFAULT_LANGUAGE / "LC_MESSAGES" / f"{DOMAIN}.po").exists():
+            return folder
+    return candidates[0]
+
+
+LOCALES_DIR = _find_locales()
 BANGKOK = ZoneInfo("Asia/Bangkok")
 
 # Formatting data, not messages: these are fixed by the languages themselves.
@@ -174,6 +190,12 @@ def translator(lang: str | None) -> Translator:
 
 
 def preload() -> None:
-    """Load every supported language now (reads files: call at start-up, not in a handler)."""
+    """Load every supported language now (reads files: call at start-up, not in a handler).
+
+    Raises RuntimeError when the Thai catalog is missing: English source strings shown to
+    Thai customers must stop a deployment, not slip through it."""
+    default = LOCALES_DIR / DEFAULT_LANGUAGE / "LC_MESSAGES"
+    if not any((default / f"{DOMAIN}.{ext}").exists() for ext in ("po", "mo")):
+        raise RuntimeError(f"no {DEFAULT_LANGUAGE} catalog in {LOCALES_DIR} (see core/i18n.py)")
     for lang in SUPPORTED_LANGUAGES:
         translator(lang)

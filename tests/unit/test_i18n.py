@@ -144,3 +144,28 @@ def test_a_compiled_mo_file_is_used_only_when_newer_than_the_po(tmp_path: Path) 
 
 def test_a_missing_catalog_shows_the_english_source(tmp_path: Path) -> None:
     assert i18n._load_catalog("en", tmp_path).gettext("Hello") == "Hello"
+
+
+def test_start_up_refuses_to_run_without_the_thai_catalog(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(i18n, "LOCALES_DIR", tmp_path)
+    with pytest.raises(RuntimeError, match="no th catalog"):
+        i18n.preload()
+
+
+def test_an_installed_wheel_carries_every_catalog() -> None:
+    """pyproject's data-files list each language's catalog (an installed package has no
+    source tree; core/i18n.py then reads <prefix>/share/selfcare/locales)."""
+    import tomllib
+
+    root = Path(__file__).resolve().parents[2]
+    data_files = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "data-files"
+    ]
+    shipped = {Path(f) for files in data_files.values() for f in files}
+    on_disk = {p.relative_to(root) for p in (root / "locales").glob("*/LC_MESSAGES/*.po")}
+    assert on_disk and shipped == on_disk
+    for target, files in data_files.items():
+        for f in files:
+            assert target == "share/selfcare/" + str(Path(f).parent)
