@@ -42,3 +42,7 @@ def configure_logging(level: str = "INFO") -> None:
     root.setLevel(level)
     for noisy in ("aiosqlite", "asyncio", "httpx", "httpcore", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # The platform SDKs log each request's parameters at DEBUG, message texts included:
+    # never below INFO, whatever SELFCARE_LOG_LEVEL says.
+    for sdk in ("telegram", "linebot"):
+        logging.getLogger(sdk).setLevel(max(logging.INFO, root.level))
