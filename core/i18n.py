@@ -194,8 +194,8 @@ def preload() -> None:
 
     Raises RuntimeError when the Thai catalog is missing: English source strings shown to
     Thai customers must stop a deployment, not slip through it."""
-    default = LOCALES_DIR / DEFAULT_LANGUAGE / "LC_MESSAGES"
-    if not any((default / f"{DOMAIN}.{ext}").exists() for ext in ("po", "mo")):
-        raise RuntimeError(f"no {DEFAULT_LANGUAGE} catalog in {LOCALES_DIR} (see core/i18n.py)")
     for lang in SUPPORTED_LANGUAGES:
         translator(lang)
+    # Loaded once and cached: later calls (every ConversationService) touch no file.
+    if type(translator(DEFAULT_LANGUAGE).catalog) is gettext.NullTranslations:
+        raise RuntimeError(f"no {DEFAULT_LANGUAGE} catalog in {LOCALES_DIR} (see core/i18n.py)")

@@ -150,6 +150,7 @@ def test_start_up_refuses_to_run_without_the_thai_catalog(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setattr(i18n, "LOCALES_DIR", tmp_path)
+    monkeypatch.setattr(i18n, "_cache", {})
     with pytest.raises(RuntimeError, match="no th catalog"):
         i18n.preload()
 
