@@ -11,10 +11,10 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from bot.bootstrap import Container
 from bot.metrics import CONTENT_TYPE_LATEST, Metrics
+from storage.db import is_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,10 @@ def json_error(status: int, error: str, message: str, **extra: object) -> web.Re
     return web.json_response({"error": error, "message": message, **extra}, status=status)
 
 
-_UNAVAILABLE = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
+def _unavailable() -> web.Response:
+    response = json_error(503, "unavailable", "Temporarily unavailable; retry later.")
+    response.headers["Retry-After"] = "5"
+    return response
 
 
 @web.middleware
@@ -47,20 +50,12 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
             if exc.content_type != "application/json":
                 return json_error(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
         raise
-    except _UNAVAILABLE as exc:
-        metrics.http_errors.labels("503").inc()
-        log.warning("database unavailable", extra={"exc_type": type(exc).__name__})
-        response = json_error(503, "unavailable", "Temporarily unavailable; retry later.")
-        response.headers["Retry-After"] = "5"
-        return response
-    except DBAPIError as exc:
-        if exc.connection_invalidated:
-            metrics.http_errors.labels("503").inc()
-            response = json_error(503, "unavailable", "Temporarily unavailable; retry later.")
-            response.headers["Retry-After"] = "5"
-            return response
-        raise
     except Exception as exc:
+        if is_unavailable(exc):
+            # Nothing was committed: the platform's retry finds the work new.
+            metrics.http_errors.labels("503").inc()
+            log.warning("database unavailable", extra={"exc_type": type(exc).__name__})
+            return _unavailable()
         # A bug: the type and place go to the log, nothing of it to the client.
         metrics.http_errors.labels("500").inc()
         log.exception("unhandled error in %s", request.path, extra={"exc_type": type(exc).__name__})
@@ -104,8 +99,10 @@ async def metrics(request: web.Request) -> web.Response:
     try:
         async with request.app[CONTAINER].db.uow() as uow:
             registry.outbox_depth.set(await uow.outbox.pending_count())
-    except _UNAVAILABLE:
-        pass  # the scrape still answers; readyz tells about the database
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise
+        # The scrape still answers; /readyz tells about the database.
     return web.Response(body=registry.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

@@ -25,7 +25,7 @@ from core.services.profile import ProfileService
 from core.services.reminders import ReminderSettings
 from core.services.retention import RetentionPolicy
 from storage.crypto import Argon2PasswordHasher, FieldCipher, Keyring, KeyringError
-from storage.db import ensure_sqlite_folder
+from storage.db import ensure_sqlite_folder, is_database_outage
 from storage.uow import Database
 
 #: Used outside production when no PromptPay id is configured (see README).
@@ -117,6 +117,7 @@ class Container:
                 LinkingService: self.linking_service(),
                 ProfileService: self.profile_service(),
             },
+            storage_unavailable=is_database_outage,
         )
 
     def payment_settings(self) -> PaymentSettings:
@@ -155,7 +156,7 @@ async def build(settings: Settings) -> Container:
         settings=settings,
         keyring=keyring,
         cipher=cipher,
-        db=Database.connect(settings.database_url, cipher),
+        db=Database.connect(settings.database_url, cipher, pool_size=settings.database_pool_size),
         hasher=Argon2PasswordHasher(),
         clock=SystemClock(),
         sms=sms_sender(settings),

@@ -125,6 +125,9 @@ class _Request:
     message: PromotionMessage
     retry_key: str
     at: datetime  # its sending slot
+    #: Resent for a worker that died mid-send: maybe delivered, so never queued again
+    #: (only resent with its retry key).
+    in_doubt: bool = False
     launched: bool = False  # handed to the platform (its outcome may still be unknown)
     withdrawn: bool = False  # its campaign was cancelled before its slot came
     result: SendResult | None = None
@@ -167,17 +170,24 @@ class Broadcaster:
         self._hold: dict[str, float] = {}  # event-loop time until which nothing launches
         self._to_mark: set[int] = set()
         self._mark_lock: asyncio.Lock | None = None
+        self._stop: asyncio.Event | None = None
 
     @property
     def channels(self) -> list[str]:
         return list(self._senders)
 
+    def _stopping(self) -> bool:
+        """The worker is shutting down: launch nothing more."""
+        return self._stop is not None and self._stop.is_set()
+
     async def run_once(self, stop: asyncio.Event | None = None) -> int:
         """Start due campaigns, send what is sendable now (for at most
-        ``max_pass_seconds``, or until ``stop`` is set), finish what is done; returns how
-        many chats were sent a promotion."""
+        ``max_pass_seconds``, or until ``stop`` is set: then nothing more is launched, the
+        requests on the wire finish and the rest is handed back), finish what is done;
+        returns how many chats were sent a promotion."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._settings.max_pass_seconds
+        self._stop = stop
 
         def enough() -> bool:
             return (stop is not None and stop.is_set()) or loop.time() > deadline
@@ -398,7 +408,7 @@ class Broadcaster:
             await asyncio.sleep(delay)
         async with limit:
             await self._space(channel)
-            if stop.is_set() or loop.time() < self._hold.get(channel, 0.0):
+            if self._stopping() or stop.is_set() or loop.time() < self._hold.get(channel, 0.0):
                 return
             await self._mark_launching([r.id for r in request.rows])
             request.launched = True
@@ -438,8 +448,11 @@ class Broadcaster:
             ids = [r.id for r in request.rows]
             result = request.result
             if result is None and not request.launched:
-                # Never handed to the platform (a 429 stopped the batch, or shutdown).
-                release.setdefault((False, None), []).extend(ids)
+                if request.in_doubt:
+                    extend.extend(ids)  # not resent this time: a takeover resends it
+                else:
+                    # Never handed to the platform (a 429 stopped the batch, or shutdown).
+                    release.setdefault((False, None), []).extend(ids)
                 continue
             if result is None:  # cut off mid-request by a shutdown
                 result = SendResult(SendOutcome.UNKNOWN, reason="interrupted")
@@ -507,7 +520,7 @@ class Broadcaster:
                 )
             return 0
         sent = 0
-        while True:
+        while not self._stopping():
             async with self._db.uow() as uow:
                 keys = await uow.broadcast.expired_requests(channel, now)
             if not keys:
@@ -515,6 +528,7 @@ class Broadcaster:
             for key in keys:
                 sent += await self._resend(channel, sender, key)
             now = self._clock.now()
+        return sent
 
     async def _resend(self, channel: str, sender: BulkSender, retry_key: str) -> int:
         now = self._clock.now()
@@ -537,7 +551,7 @@ class Broadcaster:
             at = await uow.broadcast.reserve(channel, 1, rate, now) if rate else now
             await uow.commit()
         message = render_promotion(campaign, rows[0].language)
-        batch = _Batch(requests=[_Request(list(rows), message, retry_key, at)])
+        batch = _Batch(requests=[_Request(list(rows), message, retry_key, at, in_doubt=True)])
         log.info("resending an interrupted request", extra={"channel": channel, "rows": len(rows)})
         return await self._send(channel, sender, batch)
 
@@ -606,8 +620,9 @@ async def open_broadcaster(container: Container) -> AsyncIterator[Broadcaster]:
         )
 
 
-async def run_campaigns(container: Container) -> int:
-    """The worker's job: one pass of the campaign sender; returns how many chats got a
-    promotion."""
+async def run_campaigns(container: Container, stop: asyncio.Event | None = None) -> int:
+    """The worker's job: one pass of the campaign sender (cut short once ``stop`` is set:
+    the requests on the wire finish, the rest is handed back); returns how many chats got
+    a promotion."""
     async with open_broadcaster(container) as broadcaster:
-        return await broadcaster.run_once()
+        return await broadcaster.run_once(stop)

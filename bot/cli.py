@@ -11,6 +11,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from bot import bootstrap
+from bot.cli_common import CliError, ensure_schema, with_container
 from bot.logging_setup import configure_logging
 from bot.settings import Settings, SettingsError, load_settings, settings_help
 from core.services.passwords import MIN_PASSWORD_LENGTH, USER_ID_PATTERN
@@ -19,22 +20,8 @@ Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
 BANGKOK = ZoneInfo("Asia/Bangkok")
 
 
-class CliError(Exception):
-    """A failure explained in one line to the operator (exit code 1)."""
-
-
 def _err(message: str) -> None:
     print(f"selfcare: {message}", file=sys.stderr)
-
-
-async def _with_container(
-    settings: Settings, body: Callable[[bootstrap.Container], Awaitable[int]]
-) -> int:
-    container = await bootstrap.build(settings)
-    try:
-        return await body(container)
-    finally:
-        await container.close()
 
 
 # --- db ------------------------------------------------------------------------------
@@ -53,7 +40,7 @@ async def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
             print(f"database upgraded from {before or 'empty'} to {after}")
         return 0
 
-    return await _with_container(settings, body)
+    return await with_container(settings, body)
 
 
 # --- demo ------------------------------------------------------------------------------
@@ -74,7 +61,7 @@ async def cmd_demo_seed(args: argparse.Namespace, settings: Settings) -> int:
         )
         return 0
 
-    return await _with_container(settings, body)
+    return await with_container(settings, body)
 
 
 # --- users ---------------------------------------------------------------------------
@@ -112,7 +99,7 @@ async def cmd_users_create(args: argparse.Namespace, settings: Settings) -> int:
         print(f"e-service user {user_id} created for account {args.customer}")
         return 0
 
-    return await _with_container(settings, body)
+    return await with_container(settings, body)
 
 
 # --- keys ------------------------------------------------------------------------------
@@ -150,7 +137,7 @@ async def cmd_keys_status(args: argparse.Namespace, settings: Settings) -> int:
             print(f"rows still on older keys: {sum(stale.values())} (run `selfcare keys rotate`)")
         return 0
 
-    return await _with_container(settings, body)
+    return await with_container(settings, body)
 
 
 async def cmd_keys_rotate(args: argparse.Namespace, settings: Settings) -> int:
@@ -196,7 +183,7 @@ async def cmd_keys_rotate(args: argparse.Namespace, settings: Settings) -> int:
             print("no row uses " + ", ".join(retirable) + "; retire with `selfcare keys retire ID`")
         return 0
 
-    return await _with_container(settings, body)
+    return await with_container(settings, body)
 
 
 async def cmd_keys_retire(args: argparse.Namespace, settings: Settings) -> int:
@@ -212,7 +199,7 @@ async def cmd_keys_retire(args: argparse.Namespace, settings: Settings) -> int:
         print(f"key {args.key_id} retired")
         return 0
 
-    return await _with_container(settings, body)
+    return await with_container(settings, body)
 
 
 async def require_schema(container: bootstrap.Container) -> None:
@@ -226,18 +213,6 @@ async def require_schema(container: bootstrap.Container) -> None:
 
 
 # --- serve ---------------------------------------------------------------------------
-
-
-async def ensure_schema(container: bootstrap.Container, settings: Settings) -> None:
-    """Development upgrades an old schema; production refuses to run on one."""
-    from storage import migrate
-
-    current = await migrate.current_revision(container.db.engine)
-    head = await migrate.head_revision()
-    if current != head:
-        if settings.is_production:
-            raise CliError(f"database at {current}, code at {head}: run `selfcare db upgrade`")
-        await migrate.upgrade(settings.database_url)
 
 
 async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -332,7 +307,7 @@ async def cmd_shell(args: argparse.Namespace, settings: Settings) -> int:
         )
         return 0
 
-    return await _with_container(settings, body)
+    return await with_container(settings, body)
 
 
 # --- parser ------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bot.cli_common import CliError, ensure_schema, with_container
 from bot.settings import Settings
 
 if TYPE_CHECKING:
@@ -21,20 +22,11 @@ Add = Callable[..., argparse.ArgumentParser]
 DEV_CERTIFICATE = Path("var/tls/dev-cert.pem")
 
 
-def _cli() -> Any:
-    # bot.cli imports this module to build its parser; import it back only when running.
-    from bot import cli
-
-    return cli
-
-
 async def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from bot.worker import Worker
 
-    cli = _cli()
-
     async def body(c: Container) -> int:
-        await cli.ensure_schema(c, settings)
+        await ensure_schema(c, settings)
         worker = Worker(c)
         if not args.once:
             loop = asyncio.get_running_loop()
@@ -46,8 +38,7 @@ async def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
             print("selfcare worker stopped", flush=True)
         return 0
 
-    result: int = await cli._with_container(settings, body)
-    return result
+    return await with_container(settings, body)
 
 
 def _is_self_signed(pem: Path) -> bool:
@@ -61,13 +52,12 @@ def _certificate_to_upload(args: argparse.Namespace, settings: Settings) -> Path
     """The PEM Telegram needs: the one given, else the configured or development
     certificate when it is self-signed (Telegram trusts a self-signed one only if it
     was uploaded). Blocking."""
-    cli = _cli()
     if args.no_certificate:
         return None
     if args.certificate is not None:
         path = Path(args.certificate)
         if not path.is_file():
-            raise cli.CliError(f"--certificate: {path} does not exist")
+            raise CliError(f"--certificate: {path} does not exist")
         return path
     if settings.behind_proxy:
         return None  # the proxy's certificate is the one Telegram sees
@@ -82,12 +72,11 @@ async def cmd_telegram_set_webhook(args: argparse.Namespace, settings: Settings)
 
     from bot.channels import telegram
 
-    cli = _cli()
     if settings.telegram_token is None or settings.telegram_secret_token is None:
-        raise cli.CliError("set SELFCARE_TELEGRAM_TOKEN and SELFCARE_TELEGRAM_SECRET_TOKEN first")
+        raise CliError("set SELFCARE_TELEGRAM_TOKEN and SELFCARE_TELEGRAM_SECRET_TOKEN first")
     url = args.url or settings.public_url.rstrip("/") + "/webhooks/telegram"
     if not url.startswith("https://"):
-        raise cli.CliError(f"--url: Telegram only calls https:// URLs (got {url})")
+        raise CliError(f"--url: Telegram only calls https:// URLs (got {url})")
     certificate = await asyncio.to_thread(_certificate_to_upload, args, settings)
     try:
         info = await telegram.set_webhook(
@@ -98,7 +87,7 @@ async def cmd_telegram_set_webhook(args: argparse.Namespace, settings: Settings)
             max_connections=args.max_connections,
         )
     except TelegramError as exc:
-        raise cli.CliError(f"Telegram refused the webhook: {exc.message}") from None
+        raise CliError(f"Telegram refused the webhook: {exc.message}") from None
     print(f"webhook set: {info.url}")
     print(f"  allowed updates: {', '.join(info.allowed_updates or telegram.ALLOWED_UPDATES)}")
     print(f"  certificate uploaded: {'yes (' + str(certificate) + ')' if certificate else 'no'}")

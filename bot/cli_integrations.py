@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bot.cli_common import CliError, with_container
 from bot.settings import Settings
 from core.errors import InvalidInput, NotFound
 from core.integration_events import OUTBOUND_EVENT_TYPES
@@ -21,17 +22,9 @@ Group = Callable[[str, str], "argparse._SubParsersAction[argparse.ArgumentParser
 Add = Callable[..., argparse.ArgumentParser]
 
 
-def _cli() -> Any:
-    # bot.cli imports this module to build its parser; import it back only when running.
-    from bot import cli
-
-    return cli
-
-
 async def cmd_add_endpoint(args: argparse.Namespace, settings: Settings) -> int:
     from core.services.integrations import add_endpoint
 
-    cli = _cli()
     events = [part for value in args.events for part in value.split(",")]
     secret = sys.stdin.readline().strip() if args.secret_stdin else None
 
@@ -49,15 +42,14 @@ async def cmd_add_endpoint(args: argparse.Namespace, settings: Settings) -> int:
                     actor=ACTOR,
                 )
             except InvalidInput as exc:
-                raise cli.CliError(f"--{exc.field}: {exc.reason}") from None
+                raise CliError(f"--{exc.field}: {exc.reason}") from None
             await uow.commit()
         print(f"endpoint {endpoint.id} added for {', '.join(endpoint.events)}")
         if secret is None:
             print(f"signing secret (shown once, keep it safe): {endpoint.secret}")
         return 0
 
-    result: int = await cli._with_container(settings, body)
-    return result
+    return await with_container(settings, body)
 
 
 async def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
@@ -74,39 +66,34 @@ async def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
             print(f"    deliveries: {e.pending} pending, {e.delivered} delivered, {e.dead} dead")
         return 0
 
-    result: int = await _cli()._with_container(settings, body)
-    return result
+    return await with_container(settings, body)
 
 
 async def cmd_remove(args: argparse.Namespace, settings: Settings) -> int:
     from core.services.integrations import remove_endpoint
-
-    cli = _cli()
 
     async def body(c: Container) -> int:
         async with c.db.uow() as uow:
             try:
                 await remove_endpoint(uow, args.endpoint_id, now=c.clock.now(), actor=ACTOR)
             except NotFound:
-                raise cli.CliError(f"no endpoint {args.endpoint_id}") from None
+                raise CliError(f"no endpoint {args.endpoint_id}") from None
             await uow.commit()
         print(f"endpoint {args.endpoint_id} removed with its pending deliveries")
         return 0
 
-    result: int = await cli._with_container(settings, body)
-    return result
+    return await with_container(settings, body)
 
 
 async def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     from core.services.integrations import replay_deliveries
 
-    cli = _cli()
     since = None
     if args.since:
         try:
             since = datetime.fromisoformat(args.since)
         except ValueError:
-            raise cli.CliError("--since: an ISO date-time like 2026-11-25T00:00:00+07:00") from None
+            raise CliError("--since: an ISO date-time like 2026-11-25T00:00:00+07:00") from None
 
     async def body(c: Container) -> int:
         async with c.db.uow() as uow:
@@ -122,18 +109,17 @@ async def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
                 )
             except InvalidInput as exc:
                 if exc.field == "selection":
-                    raise cli.CliError(
+                    raise CliError(
                         "say what to replay: EVENT_ID…, --endpoint ID, --dead or --since"
                     ) from None
-                raise cli.CliError(f"--{exc.field}: {exc.reason}") from None
+                raise CliError(f"--{exc.field}: {exc.reason}") from None
             except NotFound as exc:
-                raise cli.CliError(str(exc)) from None
+                raise CliError(str(exc)) from None
             await uow.commit()
         print(f"{count} deliveries queued again (same event ids); the worker sends them")
         return 0
 
-    result: int = await cli._with_container(settings, body)
-    return result
+    return await with_container(settings, body)
 
 
 async def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
@@ -141,10 +127,9 @@ async def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 
     from bot.imports import import_file
 
-    cli = _cli()
     path = Path(args.file)
     if args.batch_size < 1:
-        raise cli.CliError("--batch-size: at least 1")
+        raise CliError("--batch-size: at least 1")
 
     async def body(c: Container) -> int:
         show_bar = sys.stderr.isatty()
@@ -178,7 +163,7 @@ async def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
                 on_progress=progress,
             )
         except OSError as exc:
-            raise cli.CliError(f"cannot read {path}: {exc.strerror}") from None
+            raise CliError(f"cannot read {path}: {exc.strerror}") from None
         finally:
             if bar is not None:
                 bar.close()
@@ -190,8 +175,7 @@ async def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
         )
         return 1 if report.rejected else 0
 
-    result: int = await cli._with_container(settings, body)
-    return result
+    return await with_container(settings, body)
 
 
 def register(group: Group, add: Add) -> None:

@@ -13,8 +13,9 @@ import argparse
 import re
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from bot.cli_common import CliError, with_container
 from bot.settings import Settings
 from core.domain import AuditEntry
 from core.errors import Conflict
@@ -38,13 +39,6 @@ REFERENCE = re.compile(r"[A-Z0-9]{1,20}")
 METHOD = re.compile(r"[a-z0-9_-]{1,32}")
 
 
-def _cli() -> Any:
-    # bot.cli imports this module to build its parser; import it back only when running.
-    from bot import cli
-
-    return cli
-
-
 def _paid_at(text: str | None, now: datetime) -> datetime:
     """ISO 8601; without a zone it is Bangkok time, as an operator reads a slip."""
     if text is None:
@@ -52,37 +46,33 @@ def _paid_at(text: str | None, now: datetime) -> datetime:
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise _cli().CliError("--paid-at: an ISO date and time, like 2026-11-25T14:05") from None
+        raise CliError("--paid-at: an ISO date and time, like 2026-11-25T14:05") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=BANGKOK)
     if moment > now:
-        raise _cli().CliError("--paid-at: must not be in the future")
+        raise CliError("--paid-at: must not be in the future")
     return moment
 
 
 def _checked(args: argparse.Namespace) -> tuple[str, int, str, str, str]:
-    cli = _cli()
     payment_id = args.payment_id.strip()
     if PAYMENT_ID.fullmatch(payment_id) is None:
-        raise cli.CliError(
-            "--payment-id: 1 to 64 letters, digits, dots, colons, dashes or underscores"
-        )
+        raise CliError("--payment-id: 1 to 64 letters, digits, dots, colons, dashes or underscores")
     try:
         amount = amount_from_baht(args.amount)
     except PromptPayError as exc:
-        raise cli.CliError(f"--amount: {exc}") from None
+        raise CliError(f"--amount: {exc}") from None
     ref1, ref2 = args.ref1.strip().upper(), args.ref2.strip().upper()
     for name, value in (("--ref1", ref1), ("--ref2", ref2)):
         if REFERENCE.fullmatch(value) is None:
-            raise cli.CliError(f"{name}: 1 to 20 letters A-Z and digits")
+            raise CliError(f"{name}: 1 to 20 letters A-Z and digits")
     method = args.method.strip().lower()
     if METHOD.fullmatch(method) is None:
-        raise cli.CliError("--method: 1 to 32 lower-case letters, digits, _ or -")
+        raise CliError("--method: 1 to 32 lower-case letters, digits, _ or -")
     return payment_id, amount, ref1, ref2, method
 
 
 async def cmd_record(args: argparse.Namespace, settings: Settings) -> int:
-    cli = _cli()
     payment_id, amount, ref1, ref2, method = _checked(args)
 
     async def body(c: Container) -> int:
@@ -99,7 +89,7 @@ async def cmd_record(args: argparse.Namespace, settings: Settings) -> int:
             try:
                 result = await record_payment(uow, confirmation, now=now)
             except Conflict:
-                raise cli.CliError(
+                raise CliError(
                     f"payment {payment_id} was recorded before with another amount or "
                     "references; nothing changed"
                 ) from None
@@ -117,8 +107,7 @@ async def cmd_record(args: argparse.Namespace, settings: Settings) -> int:
         print(_summary(result, amount))
         return 0
 
-    code: int = await cli._with_container(settings, body)
-    return code
+    return await with_container(settings, body)
 
 
 def _summary(result: PaymentResult, amount: int) -> str:

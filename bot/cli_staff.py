@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from bot.cli_common import CliError, ensure_schema, with_container
 from bot.settings import Settings
 from core.domain import CampaignStatus, DeliveryStatus
 from core.errors import Conflict, InvalidInput, NotFound
@@ -30,29 +31,20 @@ Add = Callable[..., argparse.ArgumentParser]
 FOLLOW_POLL_SECONDS = 0.5
 
 
-def _cli() -> Any:
-    # bot.cli imports this module to build its parser; import it back only when running.
-    from bot import cli
-
-    return cli
-
-
 async def _run(settings: Settings, body: Callable[[Container], Any]) -> int:
     """``body`` with a container, the schema checked, core errors as one-line errors."""
-    cli = _cli()
 
     async def guarded(c: Container) -> int:
-        await cli.ensure_schema(c, settings)
+        await ensure_schema(c, settings)
         try:
             result: int = await body(c)
         except InvalidInput as exc:
-            raise cli.CliError(f"{exc.field}: {exc.reason}") from None
+            raise CliError(f"{exc.field}: {exc.reason}") from None
         except (NotFound, Conflict) as exc:
-            raise cli.CliError(str(exc)) from None
+            raise CliError(str(exc)) from None
         return result
 
-    code: int = await cli._with_container(settings, guarded)
-    return code
+    return await with_container(settings, guarded)
 
 
 # --- staff -------------------------------------------------------------------------------
@@ -87,7 +79,7 @@ async def cmd_staff_token(args: argparse.Namespace, settings: Settings) -> int:
     from core.services.staff import StaffService
 
     if args.days is not None and not 1 <= args.days <= 3650:
-        raise _cli().CliError("--days: 1 to 3650")
+        raise CliError("--days: 1 to 3650")
 
     async def body(c: Container) -> int:
         valid_for = timedelta(days=args.days) if args.days else None
@@ -129,7 +121,7 @@ async def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
         report = await verify_audit_chain(c.db.engine)
         if report.broken is not None:
             b = report.broken
-            raise _cli().CliError(
+            raise CliError(
                 f"audit log broken at entry {b.entry_id} "
                 f"({b.at.astimezone(BANGKOK):%Y-%m-%d %H:%M:%S} Bangkok): {b.reason}; "
                 f"the {report.entries} entries before it are intact"
@@ -148,7 +140,7 @@ def _parse_time(value: str) -> datetime:
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise _cli().CliError("--at: an ISO date-time like 2026-12-01T09:00") from None
+        raise CliError("--at: an ISO date-time like 2026-12-01T09:00") from None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=BANGKOK)
 
 
@@ -176,7 +168,7 @@ async def cmd_broadcast_create(args: argparse.Namespace, settings: Settings) -> 
             }
         )
     except InvalidInput as exc:
-        raise _cli().CliError(f"--{exc.field.replace('_', '-')}: {exc.reason}") from None
+        raise CliError(f"--{exc.field.replace('_', '-')}: {exc.reason}") from None
 
     async def body(c: Container) -> int:
         campaign = await CampaignService(c.db.uow, c.clock).create(draft, actor=CLI_ACTOR)

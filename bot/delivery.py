@@ -5,8 +5,12 @@ No transaction stays open while a platform is called. A chat's next messages are
 *claimed* (status ``sending``, leased to one claim until ``lease_until``) in a short
 transaction, sent, then marked sent or failed in another. A process that dies mid-send
 leaves a lease that expires, and any relay takes the messages over: at least once, never
-lost. A chat's messages are claimed strictly in order and never while an earlier one is
-waiting or being sent elsewhere, so replies to one chat keep their order across processes.
+lost. A database that goes down after a send is waited for (up to a lease) to record it,
+so an outage alone sends nothing twice. A chat's messages are claimed strictly in order
+and never while an earlier one is waiting or being sent elsewhere, so replies to one chat
+keep their order across processes. Telegram, which has no idempotency key, gets each
+message marked sent as soon as it took it, so a crash repeats at most the message on the
+wire; a graceful stop (the worker's ``stop``) repeats nothing.
 
 Failures: :class:`~core.ports.DeliveryError` with ``retry_after`` (a 429) waits that long,
 others back off exponentially; ``permanent`` gives the message up (``dead``) and lets the
@@ -21,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,6 +35,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from core.chat import Reply
 from core.ports import Clock, DeliveryError, Messenger
 from storage.conversations import OutboxMessage
+from storage.db import is_unavailable
 from storage.uow import Database, SqlUnitOfWork
 
 if TYPE_CHECKING:
@@ -60,6 +66,9 @@ CLAIM_LIMIT = 10
 MAX_ROUNDS = 20
 #: Chats one relay pass sends to at the same time.
 RELAY_CONCURRENCY = 16
+#: Pauses between tries to record sends while the database is unreachable (doubling).
+SETTLE_FIRST_PAUSE = 0.1
+SETTLE_MAX_PAUSE = 2.0
 _RETRY_KEY_NAMESPACE = uuid.UUID("5d0c2b1e-8f4a-4c61-9a57-1f3c0e6b2d90")
 
 
@@ -176,12 +185,20 @@ class OutboxDelivery:
             )
         return sent
 
-    async def relay_due(self, limit: int = 100, *, grace: timedelta = timedelta(0)) -> int:
+    async def relay_due(
+        self,
+        limit: int = 100,
+        *,
+        grace: timedelta = timedelta(0),
+        stop: asyncio.Event | None = None,
+    ) -> int:
         """Send what is due (new, retried, or abandoned by a process that died), several
         chats at a time; returns how many messages went out. The worker's loop body.
 
         ``grace``: leave messages that became due less than this long ago to the web
-        process that just committed them (it is sending them right now)."""
+        process that just committed them (it is sending them right now). ``stop`` (the
+        worker is shutting down): no new claim, no new send; the sends on the wire finish
+        and the rest is handed back, so a graceful stop never sends anything twice."""
         # Only channels this process can send to: the rest waits for a process that can.
         async with self._db.uow() as uow:
             chats = await uow.outbox.chats_due(
@@ -193,7 +210,18 @@ class OutboxDelivery:
 
         async def relay(channel: str, chat_id: str) -> int:
             async with gate:
-                return await self._drain(channel, chat_id, wait=False)
+                if stop is not None and stop.is_set():
+                    return 0
+                try:
+                    return await self._drain(channel, chat_id, wait=False, stop=stop)
+                except Exception as exc:
+                    # Not the task group's business: a failure here (the database went
+                    # away) must not cancel the other chats half-way through a send.
+                    log.warning(
+                        "relay of a chat failed",
+                        extra={"channel": channel, "exc_type": type(exc).__name__},
+                    )
+                    return 0
 
         async with asyncio.TaskGroup() as group:
             tasks = [group.create_task(relay(channel, chat_id)) for channel, chat_id in chats]
@@ -207,9 +235,10 @@ class OutboxDelivery:
         wait: bool,
         reply_token: ReplyToken | None = None,
         chat_spoke: bool = False,
+        stop: asyncio.Event | None = None,
     ) -> int:
         """Claim, send, then record the outcome and claim what follows in one transaction,
-        until the chat has nothing ready (or MAX_ROUNDS)."""
+        until the chat has nothing ready (or MAX_ROUNDS, or ``stop``)."""
         owner = secrets.token_hex(16)
         async with self._db.uow() as uow:
             if chat_spoke:
@@ -230,7 +259,7 @@ class OutboxDelivery:
         while messages:
             rounds += 1
             try:
-                attempt = await self._send(channel, chat_id, messages, reply_token)
+                attempt = await self._send(channel, chat_id, messages, reply_token, owner, stop)
             except asyncio.CancelledError as cancelled:
                 # Shutting down: record what went, hand back the rest (it goes out again
                 # later, at least once) rather than leave it leased until the lease ends.
@@ -244,15 +273,49 @@ class OutboxDelivery:
             reply_token = None  # one use only
             sent += len(attempt.sent)
             next_owner = secrets.token_hex(16)
-            async with self._db.uow() as uow:
-                await self._record_in(uow, channel, chat_id, attempt, owner)
-                go_on = attempt.carry_on and rounds < MAX_ROUNDS
-                messages = (
-                    await self._claim(uow, channel, chat_id, next_owner, wait) if go_on else []
-                )
-                await uow.commit()
+            stopping = stop is not None and stop.is_set()
+            go_on = attempt.carry_on and rounds < MAX_ROUNDS and not stopping
+            messages = await self._settle(
+                channel, chat_id, attempt, owner, next_owner, wait=wait, go_on=go_on
+            )
             owner = next_owner
         return sent
+
+    async def _settle(
+        self,
+        channel: str,
+        chat_id: str,
+        attempt: _Attempt,
+        owner: str,
+        next_owner: str,
+        *,
+        wait: bool,
+        go_on: bool,
+    ) -> list[OutboxMessage]:
+        """Record ``attempt`` and (``go_on``) claim the chat's next messages for
+        ``next_owner``, in one transaction. While the database is unreachable this is tried
+        again, for up to a lease: what went out must be marked sent, or it would go out a
+        second time once its lease ends."""
+        deadline = time.monotonic() + self._lease.total_seconds()
+        pause = SETTLE_FIRST_PAUSE
+        while True:
+            try:
+                async with self._db.uow() as uow:
+                    await self._record_in(uow, channel, chat_id, attempt, owner)
+                    claimed = (
+                        await self._claim(uow, channel, chat_id, next_owner, wait) if go_on else []
+                    )
+                    await uow.commit()
+                return claimed
+            except Exception as exc:
+                if not is_unavailable(exc) or time.monotonic() + pause >= deadline:
+                    raise
+                log.warning(
+                    "database unavailable; recording the sends again shortly",
+                    extra={"channel": channel, "exc_type": type(exc).__name__},
+                )
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, SETTLE_MAX_PAUSE)
 
     async def _claim(
         self, uow: SqlUnitOfWork, channel: str, chat_id: str, owner: str, wait: bool
@@ -273,9 +336,16 @@ class OutboxDelivery:
         chat_id: str,
         messages: Sequence[OutboxMessage],
         reply_token: ReplyToken | None,
+        owner: str,
+        stop: asyncio.Event | None = None,
     ) -> _Attempt:
-        """Send claimed messages in order, stopping at the first failure. No database
-        work here. A cancellation carries the partial :class:`_Attempt` in its args."""
+        """Send claimed messages in order, stopping at the first failure, or before the
+        next send once ``stop`` is set (the rest is handed back). A cancellation carries
+        the partial :class:`_Attempt` in its args.
+
+        A platform without an idempotency key (Telegram) has each message marked sent as
+        soon as it took it, so a crash repeats at most the one message on the wire, not
+        every message of the claim sent so far (LINE drops repeats by their retry key)."""
         messenger = self._messengers.get(channel)
         if messenger is None:
             return _Attempt(
@@ -287,6 +357,8 @@ class OutboxDelivery:
         while position < len(messages):
             chunk = list(messages[position : position + batch])
             rest = list(messages[position + len(chunk) :])
+            if stop is not None and stop.is_set():
+                return _Attempt(sent, [], None, chunk + rest)
             try:
                 if isinstance(messenger, BatchMessenger):
                     token = None
@@ -313,7 +385,26 @@ class OutboxDelivery:
             reply_token = None
             sent.extend(chunk)
             position += len(chunk)
+            if not isinstance(messenger, BatchMessenger):
+                try:
+                    await self._mark_sent(channel, chunk, owner)
+                except asyncio.CancelledError as cancelled:
+                    raise asyncio.CancelledError(_Attempt(sent, [], None, rest)) from cancelled
         return _Attempt(sent, [], None, [])
+
+    async def _mark_sent(self, channel: str, messages: Sequence[OutboxMessage], owner: str) -> None:
+        """Record sends at once, in a short transaction of their own. Best effort: if the
+        database fails, they are recorded with the rest of the claim."""
+        try:
+            async with self._db.uow() as uow:
+                ids = [m.id for m in messages]
+                await uow.outbox.mark_sent_many(ids, self._clock.now(), owner=owner)
+                await uow.commit()
+        except Exception as exc:
+            log.warning(
+                "could not record a send yet",
+                extra={"channel": channel, "exc_type": type(exc).__name__},
+            )
 
     async def _record(self, channel: str, chat_id: str, attempt: _Attempt, owner: str) -> None:
         async with self._db.uow() as uow:

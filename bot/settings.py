@@ -38,6 +38,13 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL: sqlite+aiosqlite:///PATH (default) or "
         "postgresql+asyncpg://USER:PASSWORD@HOST:PORT/DB",
     )
+    database_pool_size: int = Field(
+        10,
+        ge=1,
+        le=200,
+        description="PostgreSQL connections each process keeps open, and as many more "
+        "under load: keep processes × 2 × this below the server's max_connections",
+    )
     keyring_file: Path = Field(
         Path("./var/keyring.json"),
         description="keyring JSON (mode 0600); generated for development when missing",

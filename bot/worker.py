@@ -14,12 +14,16 @@ Periodic jobs: a feature adds one line to :data:`JOBS`::
 where ``send_due`` is ``async def send_due(container: Container) -> object`` (what it
 returns is logged when it is an int, e.g. how many rows it handled). Each job runs in
 its own task, once at start and then every ``interval`` seconds after the previous run
-ended; an exception is logged and the job runs again at its next time. Jobs must be safe
-when several workers run them at once (claim rows with ``FOR UPDATE SKIP LOCKED`` on
-PostgreSQL, or take an advisory lock), and must not block the event loop.
+ended; an exception is logged and the job runs again at its next time. A job whose runs
+may be long (a campaign pass) says ``stops=True`` and is called ``run(container, stop)``:
+it ends its run early, cleanly, once ``stop`` is set. Jobs must be safe when several
+workers run them at once (claim rows with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, or
+take an advisory lock), and must not block the event loop.
 
-On SIGTERM (or SIGINT) the worker stops starting work, lets what runs finish for up to
-``SELFCARE_SHUTDOWN_TIMEOUT_SECONDS``, then cancels it; a cancelled send hands the
+On SIGTERM (or SIGINT) the worker stops starting work: the relay and stoppable jobs
+claim nothing more and send nothing new, the sends on the wire finish and what was
+claimed but not sent is handed back (so a graceful stop sends nothing twice). What still
+runs after ``SELFCARE_SHUTDOWN_TIMEOUT_SECONDS`` is cancelled; a cancelled send hands the
 messages it had claimed back to the outbox (bot/delivery.py), so nothing is left leased.
 """
 
@@ -30,18 +34,22 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import cast
 
 from bot import billing_jobs, broadcast, privacy_jobs, webhooks_out
 from bot.bootstrap import Container
 from bot.delivery import OutboxDelivery, open_outbound
 from bot.metrics import Metrics
 from bot.web import integrations
+from storage.db import is_unavailable
 
 __all__ = ["JOBS", "Job", "Worker", "purge_expired_media"]
 
 log = logging.getLogger(__name__)
 
 JobFunction = Callable[[Container], Awaitable[object]]
+#: What a ``stops=True`` job's ``run`` really is (it may default ``stop`` to None).
+StoppableJobFunction = Callable[[Container, asyncio.Event], Awaitable[object]]
 #: Relay batches: how many chats one pass looks at.
 RELAY_BATCH = 100
 #: A reply committed this recently is being sent by the web process that committed it.
@@ -57,6 +65,8 @@ class Job:
     name: str
     interval: float
     run: JobFunction
+    #: ``run`` takes the worker's stop event too, and ends early once it is set.
+    stops: bool = False
 
 
 async def purge_expired_media(container: Container) -> int:
@@ -75,7 +85,7 @@ async def purge_expired_media(container: Container) -> int:
 #: Every feature's periodic jobs (see the module docstring).
 JOBS: tuple[Job, ...] = (
     Job("media-cleanup", 15 * 60, purge_expired_media),
-    Job("campaigns", 2, broadcast.run_campaigns),
+    Job("campaigns", 2, broadcast.run_campaigns, stops=True),
     Job("bill-reminders", 15 * 60, billing_jobs.send_bill_reminders),
     Job("pay-link-cleanup", 60 * 60, billing_jobs.purge_expired_pay_links),
     Job("webhooks-out", 2, webhooks_out.deliver_webhooks),
@@ -134,7 +144,7 @@ class Worker:
             try:
                 # A one-off pass takes everything due; the loop leaves the newest to web.
                 grace = timedelta(0) if once else RELAY_GRACE
-                sent = await delivery.relay_due(RELAY_BATCH, grace=grace)
+                sent = await delivery.relay_due(RELAY_BATCH, grace=grace, stop=self._stopping)
             except Exception as exc:  # the database may be down: try again later
                 log.warning("relay pass failed", extra={"exc_type": type(exc).__name__})
                 sent = 0
@@ -148,9 +158,21 @@ class Worker:
     async def _job(self, job: Job, once: bool) -> None:
         while not self._stopping.is_set():
             try:
-                result = await job.run(self._container)
+                if job.stops:
+                    run = cast(StoppableJobFunction, job.run)
+                    result = await run(self._container, self._stopping)
+                else:
+                    result = await job.run(self._container)
             except Exception as exc:  # one failing run must not end the job
-                log.exception("job failed", extra={"job": job.name, "exc_type": type(exc).__name__})
+                if is_unavailable(exc):  # an outage, not a bug: no stack trace
+                    log.warning(
+                        "job skipped: database unavailable",
+                        extra={"job": job.name, "exc_type": type(exc).__name__},
+                    )
+                else:
+                    log.exception(
+                        "job failed", extra={"job": job.name, "exc_type": type(exc).__name__}
+                    )
             else:
                 if isinstance(result, int) and not isinstance(result, bool) and result:
                     log.info("job ran", extra={"job": job.name, "count": result})

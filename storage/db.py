@@ -12,10 +12,41 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: SQLSTATE classes that say "the database is not there right now", not "this statement is
+#: wrong": 08 connection exception, 53 insufficient resources (too many connections), 57P
+#: operator intervention (shutting down, starting up, terminated by the administrator).
+_UNAVAILABLE_SQLSTATES = ("08", "53", "57P")
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database cannot be reached right now, so that the same
+    work may succeed later (answer 503, retry, wait): a refused or lost connection (the
+    driver raises those unwrapped while connecting), or :func:`is_database_outage`."""
+    return isinstance(exc, ConnectionError | TimeoutError) or is_database_outage(exc)
+
+
+def is_database_outage(exc: BaseException) -> bool:
+    """Whether ``exc``, raised by the database layer, says the database is unreachable
+    rather than that the statement is wrong: a connection lost mid-statement, a server
+    shutting down or starting up, a pool with no connection to give, SQLite busy. A
+    constraint or a bad statement is a bug or bad data, not an outage."""
+    if isinstance(exc, sa_exc.TimeoutError):
+        return True
+    if not isinstance(exc, sa_exc.DBAPIError):
+        return False
+    if exc.connection_invalidated or isinstance(
+        exc, sa_exc.OperationalError | sa_exc.InterfaceError
+    ):
+        return True
+    # The drivers' errors carry the server's SQLSTATE (asyncpg's as sqlstate, psycopg's as
+    # pgcode); a connection error while connecting is not flagged as invalidated.
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return isinstance(code, str) and code.startswith(_UNAVAILABLE_SQLSTATES)
 
 
 def is_sqlite(url: str) -> bool:

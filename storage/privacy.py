@@ -34,6 +34,7 @@ from sqlalchemy import (
     false,
     or_,
     select,
+    union,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -94,10 +95,28 @@ def customer_conditions(customer_id: str) -> dict[str, ColumnElement[bool]]:
     """For each customer table, the WHERE clause selecting the customer's rows."""
     where: dict[str, ColumnElement[bool]] = {t.customers.name: t.customers.c.id == customer_id}
     for table, edges in customer_tables()[1:]:
-        where[table.name] = or_(
-            *(
-                table.c[column].in_(select(parent.c[parent_column]).where(where[parent.name]))
-                for column, parent, parent_column in edges
+        if len(edges) == 1 or len(table.primary_key.columns) != 1:
+            where[table.name] = or_(
+                *(
+                    table.c[column].in_(select(parent.c[parent_column]).where(where[parent.name]))
+                    for column, parent, parent_column in edges
+                )
+            )
+            continue
+        # Several ways in (a bill: its customer, its service number): an OR of IN-subqueries
+        # makes PostgreSQL scan the whole table; a union of one index lookup per way does not.
+        (key,) = table.primary_key.columns
+        inner = table.alias()
+        where[table.name] = key.in_(
+            union(
+                *(
+                    select(inner.c[key.name]).where(
+                        inner.c[column].in_(
+                            select(parent.c[parent_column]).where(where[parent.name])
+                        )
+                    )
+                    for column, parent, parent_column in edges
+                )
             )
         )
     return where

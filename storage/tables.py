@@ -96,6 +96,7 @@ chat_links = Table(
     Column("linked_at", UTCDateTime, nullable=False),
     UniqueConstraint("channel", "chat_id", name="uq_chat_links_channel_chat"),
     Index("ix_chat_links_customer", "customer_id"),
+    Index("ix_chat_links_eservice_user", "eservice_user_id"),
 )
 
 bills = Table(
@@ -121,6 +122,7 @@ bills = Table(
     CheckConstraint("amount_satang >= 0", name="amount_not_negative"),
     CheckConstraint("paid_satang >= 0", name="paid_not_negative"),
     Index("ix_bills_customer_period", "customer_id", "period_start"),
+    Index("ix_bills_service_account", "service_account_id"),
 )
 
 payments = Table(
@@ -137,6 +139,10 @@ payments = Table(
     Column("paid_at", UTCDateTime, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     CheckConstraint("amount_satang > 0", name="amount_positive"),
+    # A bill's payments (erasure, export, a bill deleted: SET NULL), and the payments that
+    # matched no bill but name an account number (ref1), which erasure deletes with it.
+    Index("ix_payments_bill", "bill_id"),
+    Index("ix_payments_ref1", "ref1"),
 )
 
 conversations = Table(

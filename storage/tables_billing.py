@@ -32,6 +32,7 @@ pay_links = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
     Index("ix_pay_links_expires_at", "expires_at"),
+    Index("ix_pay_links_bill", "bill_id"),  # erasure and export find them through the bill
 )
 
 notification_preferences = Table(

@@ -39,6 +39,7 @@ link_tokens = Table(
     Column("used_at", UTCDateTime, nullable=True),
     Index("ix_link_tokens_chat", "channel", "chat_id"),
     Index("ix_link_tokens_expires_at", "expires_at"),
+    Index("ix_link_tokens_customer", "customer_id"),
 )
 
 otp_challenges = Table(
@@ -56,6 +57,7 @@ otp_challenges = Table(
     Column("used_at", UTCDateTime, nullable=True),
     Index("ix_otp_challenges_chat", "channel", "chat_id", "created_at"),
     Index("ix_otp_challenges_expires_at", "expires_at"),
+    Index("ix_otp_challenges_customer", "customer_id"),
 )
 
 account_link_nonces = Table(
@@ -77,6 +79,8 @@ account_link_nonces = Table(
     Column("expires_at", UTCDateTime, nullable=False),
     Column("used_at", UTCDateTime, nullable=True),
     Index("ix_account_link_nonces_chat", "channel", "chat_id"),
+    Index("ix_account_link_nonces_customer", "customer_id"),
+    Index("ix_account_link_nonces_eservice_user", "eservice_user_id"),
 )
 
 auth_throttles = Table(

@@ -166,8 +166,9 @@ class Database:
         self.cipher = cipher
 
     @classmethod
-    def connect(cls, url: str, cipher: FieldCipher) -> Database:
-        return cls(create_engine(url), cipher)
+    def connect(cls, url: str, cipher: FieldCipher, *, pool_size: int = 10) -> Database:
+        """``pool_size``: PostgreSQL connections kept open (as many more under load)."""
+        return cls(create_engine(url, pool_size=pool_size), cipher)
 
     def uow(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.engine, self.cipher)

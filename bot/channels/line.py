@@ -103,6 +103,8 @@ MAX_LABEL = 20  # quick reply and postback labels
 MAX_FLEX_LABEL = 40
 MAX_POSTBACK_DATA = 300
 MAX_FLEX_TEXT = 2000
+#: The longest chat or event id taken (the chat id column holds 64 characters).
+MAX_ID = 64
 #: How long after receiving an event its reply token is still used; LINE honours one
 #: for about half a minute and replies are sent within milliseconds of the commit.
 REPLY_TOKEN_TTL = timedelta(seconds=25)
@@ -117,6 +119,10 @@ def verify_signature(channel_secret: str, body: bytes, signature: str) -> bool:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         return False  # LINE signs UTF-8 JSON: this body did not come from LINE
+    if not signature.isascii():
+        # Base64 is ASCII. An undecodable header byte reaches us as a lone surrogate,
+        # which the SDK's compare would fail to encode (a 500 instead of this 403).
+        return False
     return bool(SignatureValidator(channel_secret).validate(text, signature))
 
 
@@ -125,7 +131,7 @@ def parse_body(body: bytes) -> list[dict[str, Any]]:
     is not ``{"events": [...]}``."""
     try:
         data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # nested too deep
         raise ValueError("not JSON") from None
     if not isinstance(data, dict) or not isinstance(data.get("events"), list):
         raise ValueError('no "events" list')
@@ -169,6 +175,11 @@ def parse_event(raw: dict[str, Any], received_at: datetime) -> LineEvent | None:
     elif isinstance(source, RoomSource):
         chat_id, user_chat = source.room_id, False
     else:
+        return None
+    if not 0 < len(chat_id) <= MAX_ID or not 0 < len(event.webhook_event_id) <= MAX_ID:
+        # LINE's ids are 33 characters (a webhookEventId 26): anything else did not come
+        # from LINE, could not be told apart from a redelivery, and would not fit storage.
+        log.info("LINE event skipped", extra={"event_type": "bad id"})
         return None
 
     if isinstance(event, UnfollowEvent):

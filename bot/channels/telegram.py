@@ -141,21 +141,31 @@ def parse_update(data: dict[str, Any], received_at: datetime) -> TelegramUpdate 
     """Understand a Bot API update; None for a kind the bot does not handle (edited
     messages, channel posts…). Raises ``ValueError`` for a body that is not an update."""
     update_id = data.get("update_id")
-    if not isinstance(update_id, int) or isinstance(update_id, bool):
-        raise ValueError("update_id is missing or not an integer")
+    try:
+        _int(update_id)
+    except TypeError:
+        raise ValueError("update_id is missing or not an integer") from None
     kind = next((k for k in ALLOWED_UPDATES if k in data), None)
     if kind is None:
         return None  # a kind the bot does not handle: not even parsed
     try:
         # Only the part the bot handles: an unknown neighbour must not make it a 400.
         update = Update.de_json({"update_id": update_id, kind: data[kind]}, None)
+        # PTB checks neither presence nor types: a message without a chat, or a text that
+        # is a list, must be this 400 rather than an AttributeError (a 500) further on.
+        return _interpret(update, received_at)
     except Exception as exc:  # PTB raises whatever the malformed field provokes
         raise ValueError(f"not a Bot API update ({type(exc).__name__})") from None
-    event_id = str(update_id)
+
+
+def _interpret(update: Update, received_at: datetime) -> TelegramUpdate | None:
+    """The meaning of a de-serialised update; raises TypeError/AttributeError on a field
+    that is missing or of the wrong type (``parse_update`` makes them a ValueError)."""
+    event_id = str(update.update_id)
 
     if update.message is not None:
         message = update.message
-        chat_id = str(message.chat.id)
+        chat_id = str(_int(message.chat.id))
         event = _message_event(message)
         if event is None:
             return TelegramUpdate(chat_id=chat_id)
@@ -167,24 +177,25 @@ def parse_update(data: dict[str, Any], received_at: datetime) -> TelegramUpdate 
                 event_id=event_id,
                 event=event,
                 received_at=received_at,
-                message_ref=str(message.message_id),
+                message_ref=str(_int(message.message_id)),
             ),
         )
 
     if update.callback_query is not None:
         query = update.callback_query
         chat = query.message.chat.id if query.message is not None else query.from_user.id
-        chat_id = str(chat)
+        chat_id = str(_int(chat))
+        query_id = _str(query.id)
         if query.data is None:  # a game button: nothing for the flows, but answer it
-            return TelegramUpdate(chat_id=chat_id, callback_query_id=query.id)
+            return TelegramUpdate(chat_id=chat_id, callback_query_id=query_id)
         return TelegramUpdate(
             chat_id=chat_id,
-            callback_query_id=query.id,
+            callback_query_id=query_id,
             incoming=Incoming(
                 channel=CHANNEL,
                 chat_id=chat_id,
                 event_id=event_id,
-                event=ButtonPress(payload=query.data),
+                event=ButtonPress(payload=_str(query.data)),
                 received_at=received_at,
             ),
         )
@@ -192,7 +203,7 @@ def parse_update(data: dict[str, Any], received_at: datetime) -> TelegramUpdate 
     if update.my_chat_member is not None:
         member = update.my_chat_member
         status = member.new_chat_member.status
-        chat_id = str(member.chat.id)
+        chat_id = str(_int(member.chat.id))
         if status in ("kicked", "left"):
             return TelegramUpdate(chat_id=chat_id, membership="blocked")
         if status in ("member", "administrator"):
@@ -201,9 +212,22 @@ def parse_update(data: dict[str, Any], received_at: datetime) -> TelegramUpdate 
     return None
 
 
+def _int(value: object) -> int:
+    # Bot API ids are signed 64-bit integers; a longer one would not fit the stored chat id.
+    if not isinstance(value, int) or isinstance(value, bool) or not -(2**63) <= value < 2**63:
+        raise TypeError("not a 64-bit integer")
+    return value
+
+
+def _str(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError("not a string")
+    return value
+
+
 def _message_event(message: Message) -> InboundEvent | None:
     if message.text is not None:
-        return parse_text(CHANNEL, message.text)
+        return parse_text(CHANNEL, _str(message.text))
     if message.contact is not None:
         sender = message.from_user
         own = (
@@ -211,7 +235,7 @@ def _message_event(message: Message) -> InboundEvent | None:
             and message.contact.user_id is not None
             and message.contact.user_id == sender.id
         )
-        return SharedContact(phone=message.contact.phone_number, is_own=own)
+        return SharedContact(phone=_str(message.contact.phone_number), is_own=own)
     for kind in _UNSUPPORTED_KINDS:
         if getattr(message, kind, None):
             return UnsupportedMessage(kind=kind)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import secrets
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,18 +24,17 @@ from aiohttp import web
 
 from bot.app import CONTAINER
 from bot.web.admin import CAMPAIGNS, STAFF
+from bot.web.templates import TEMPLATES, environment, layout_context, render
 from core.domain import CampaignStatus, DeliveryStatus, StaffMember, StaffRole
 from core.errors import Conflict, InvalidInput, NotFound
-from core.i18n import SUPPORTED_LANGUAGES, Translator, normalise_language, translator
+from core.i18n import Translator, normalise_language, translator
 from core.services.campaigns import MAX_LINK_LABEL, MAX_TEXT, MAX_TITLE, CampaignDraft
 
 __all__ = ["ADMIN_PAGES", "AdminPages", "setup"]
 
-TEMPLATES = Path(__file__).resolve().parent / "templates"
 SESSION_COOKIE = "selfcare_staff"
 LANG_COOKIE = "selfcare_staff_lang"
 MAX_FORM_BYTES = 32 * 1024
-_LANGUAGE_NAMES = {"th": "ภาษาไทย", "en": "English"}
 _FORM_FIELDS = (
     "title",
     "text_th",
@@ -51,26 +49,17 @@ _FORM_FIELDS = (
 class AdminPages:
     """The compiled page templates."""
 
-    def __init__(self, environment: jinja2.Environment) -> None:
-        environment.get_template("admin_base.html")
-        self.signin = environment.get_template("admin_signin.html")
-        self.campaigns = environment.get_template("admin_campaigns.html")
-        self.new = environment.get_template("admin_campaign_new.html")
-        self.campaign = environment.get_template("admin_campaign.html")
-        self.message = environment.get_template("admin_message.html")
+    def __init__(self, templates: jinja2.Environment) -> None:
+        self.signin = templates.get_template("admin_signin.html")
+        self.campaigns = templates.get_template("admin_campaigns.html")
+        self.new = templates.get_template("admin_campaign_new.html")
+        self.campaign = templates.get_template("admin_campaign.html")
+        self.message = templates.get_template("admin_message.html")
 
     @classmethod
     def load(cls, folder: Path = TEMPLATES) -> AdminPages:
         """Read and compile the templates (file I/O: call it in a thread)."""
-        environment = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(folder),
-            autoescape=True,
-            auto_reload=False,
-            undefined=jinja2.StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
-        return cls(environment)
+        return cls(environment(folder))
 
 
 ADMIN_PAGES = web.AppKey("admin_pages", AdminPages)
@@ -112,35 +101,20 @@ def _render(
     **context: Any,
 ) -> web.Response:
     lang = _language(request)
-    t = translator(lang)
-    nonce = secrets.token_urlsafe(16)
-    html = template.render(
-        _=t.gettext,
-        t=t,
-        lang=lang,
-        nonce=nonce,
-        operator=request.app[CONTAINER].settings.operator_name,
-        languages=[(code, _LANGUAGE_NAMES[code]) for code in SUPPORTED_LANGUAGES],
-        staff=session.staff if session else None,
-        csrf=session.csrf if session else "",
-        refresh=refresh,
-        **context,
-    )
-    response = web.Response(
+    operator = request.app[CONTAINER].settings.operator_name
+    page = render(
+        template,
+        layout_context(lang, operator)
+        | {
+            "t": translator(lang),
+            "staff": session.staff if session else None,
+            "csrf": session.csrf if session else "",
+            "refresh": refresh,
+        }
+        | context,
         status=status,
-        text=html,
-        content_type="text/html",
-        charset="utf-8",
-        headers={
-            "Content-Security-Policy": (
-                f"default-src 'none'; style-src 'nonce-{nonce}'; form-action 'self'; "
-                "base-uri 'none'; frame-ancestors 'none'"
-            ),
-            "Cache-Control": "no-store",
-            "X-Robots-Tag": "noindex, nofollow",
-            "Cross-Origin-Opener-Policy": "same-origin",
-        },
     )
+    response = page.response()
     if "lang" in request.query:
         response.set_cookie(
             LANG_COOKIE, lang, path="/admin", samesite="Strict", secure=_secure(request)

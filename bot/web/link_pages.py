@@ -1,13 +1,11 @@
-"""The one-time sign-in page's rendering: templates (compiled once at start-up, off the
-event loop), the language, CSRF and origin checks, and the strict headers of every page.
+"""The one-time sign-in page's rendering: its templates, CSRF and origin checks, and the
+CSRF cookie (the layout, the language and the strict headers are bot/web/templates.py's).
 
 ``bot/web/link.py`` has the routes; these helpers have no state but the app's.
 """
 
 from __future__ import annotations
 
-import secrets
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -16,15 +14,22 @@ from aiohttp import web
 
 from bot.app import CONTAINER
 from bot.bootstrap import Container
+from bot.web.templates import (
+    TEMPLATES,
+    RenderedPage,
+    environment,
+    layout_context,
+    page_language,
+    render,
+)
 from core.domain import LinkToken
-from core.i18n import SUPPORTED_LANGUAGES, normalise_language, translator
+from core.i18n import translator
 from core.services.linking import PURPOSE_REGISTER, token_hash
 from core.services.passwords import MIN_PASSWORD_LENGTH
 
 __all__ = [
     "LINK_PAGES",
     "LinkPages",
-    "Page",
     "cookie_name",
     "cross_site",
     "csrf_for",
@@ -35,59 +40,31 @@ __all__ = [
     "respond",
 ]
 
-TEMPLATES = Path(__file__).resolve().parent / "templates"
-_LANGUAGE_NAMES = {"th": "ภาษาไทย", "en": "English"}
 _CSRF_FIELD = "link-csrf"
 
 
 class LinkPages:
     """The compiled page templates."""
 
-    def __init__(self, environment: jinja2.Environment) -> None:
-        environment.get_template("link_base.html")  # `extends` finds it in the cache
-        self.form = environment.get_template("link_form.html")
-        self.message = environment.get_template("link_message.html")
+    def __init__(self, templates: jinja2.Environment) -> None:
+        self.form = templates.get_template("link_form.html")
+        self.message = templates.get_template("link_message.html")
 
     @classmethod
     def load(cls, folder: Path = TEMPLATES) -> LinkPages:
         """Read and compile the templates (file I/O: call it in a thread)."""
-        environment = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(folder),
-            autoescape=True,
-            auto_reload=False,  # compiled once: no file checks on the event loop later
-            undefined=jinja2.StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
-        return cls(environment)
+        return cls(environment(folder))
 
 
 LINK_PAGES = web.AppKey("link_pages", LinkPages)
 
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    status: int
-    html: str
-    nonce: str
-    to_line: bool = False  # the form may hand over to LINE (CSP form-action)
+_TO_LINE = "'self' https://access.line.me"  # form-action: the redirect to LINE's dialog too
 
 
 # --- language, CSRF, origin --------------------------------------------------------------------
 
 
-def language(request: web.Request, chosen: str | None = None, chat: str | None = None) -> str:
-    """``?lang=`` (or the form's ``lang``), else the chat's language, else the browser's."""
-    for asked in (request.query.get("lang", ""), chosen or ""):
-        if asked in SUPPORTED_LANGUAGES:
-            return asked
-    if chat is not None:
-        return normalise_language(chat)
-    for part in request.headers.get("Accept-Language", "")[:200].split(","):
-        code = part.split(";", 1)[0].strip().lower().split("-", 1)[0]
-        if code in SUPPORTED_LANGUAGES:
-            return code
-    return normalise_language(None)
+language = page_language  # bot/web/link.py's routes know it by this name
 
 
 def _secure(request: web.Request) -> bool:
@@ -121,16 +98,10 @@ def cross_site(request: web.Request) -> bool:
 # --- rendering ---------------------------------------------------------------------------------
 
 
-def _context(request: web.Request, lang: str, nonce: str) -> dict[str, object]:
-    t = translator(lang)
-    return {
-        "lang": lang,
-        "operator": request.app[CONTAINER].settings.operator_name,
-        "nonce": nonce,
-        "languages": [(code, _LANGUAGE_NAMES[code]) for code in SUPPORTED_LANGUAGES],
-        "switch_language": request.method == "GET",
-        "_": t.gettext,
-    }
+def _context(request: web.Request, lang: str) -> dict[str, object]:
+    operator = request.app[CONTAINER].settings.operator_name
+    # A form's page does not offer other languages: following the link would lose the form.
+    return layout_context(lang, operator) | {"switch_language": request.method == "GET"}
 
 
 def message_page(
@@ -140,15 +111,15 @@ def message_page(
     heading: str,
     *paragraphs: str,
     ok: bool = False,
-) -> Page:
-    nonce = secrets.token_urlsafe(18)
-    html = request.app[LINK_PAGES].message.render(
-        _context(request, lang, nonce) | {"heading": heading, "paragraphs": paragraphs, "ok": ok}
+) -> RenderedPage:
+    return render(
+        request.app[LINK_PAGES].message,
+        _context(request, lang) | {"heading": heading, "paragraphs": paragraphs, "ok": ok},
+        status=status,
     )
-    return Page(status, html, nonce)
 
 
-def gone_page(request: web.Request, reason: str, lang: str) -> Page:
+def gone_page(request: web.Request, reason: str, lang: str) -> RenderedPage:
     t = translator(lang)
     return message_page(
         request,
@@ -170,11 +141,11 @@ def form_page(
     status: int = 200,
     error: str | None = None,
     user_id: str = "",
-) -> Page:
+) -> RenderedPage:
     """The sign-in (or registration) form; ``to_line``: success hands over to LINE."""
-    nonce = secrets.token_urlsafe(18)
-    html = request.app[LINK_PAGES].form.render(
-        _context(request, lang, nonce)
+    return render(
+        request.app[LINK_PAGES].form,
+        _context(request, lang)
         | {
             "csrf": csrf,
             "error": error,
@@ -183,37 +154,15 @@ def form_page(
             "notice_version": link.notice_version,
             "min_password": MIN_PASSWORD_LENGTH,
             "line": to_line,
-        }
-    )
-    return Page(status, html, nonce, to_line)
-
-
-def _csp(page: Page) -> str:
-    # A form may be redirected to LINE's dialog: form-action covers the redirect too.
-    form_action = "'self' https://access.line.me" if page.to_line else "'self'"
-    return (
-        "default-src 'none'; "
-        f"style-src 'nonce-{page.nonce}'; "
-        f"form-action {form_action}; "
-        "base-uri 'none'; frame-ancestors 'none'"
-    )
-
-
-def respond(request: web.Request, page: Page, *, cookie: str | None = None) -> web.Response:
-    response = web.Response(
-        status=page.status,
-        text=page.html,
-        content_type="text/html",
-        charset="utf-8",
-        headers={
-            "Content-Security-Policy": _csp(page),
-            "Cache-Control": "no-store",
-            "Referrer-Policy": "no-referrer",  # the token is in the URL
-            "X-Robots-Tag": "noindex, nofollow",
-            "Cross-Origin-Opener-Policy": "same-origin",
-            "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
         },
+        status=status,
+        form_action=_TO_LINE if to_line else "'self'",
     )
+
+
+def respond(request: web.Request, page: RenderedPage, *, cookie: str | None = None) -> web.Response:
+    """The page with its headers, and the CSRF cookie when one is given."""
+    response = page.response()
     if cookie is not None:
         response.set_cookie(
             cookie_name(request),

@@ -43,6 +43,7 @@ from bot.delivery import Outbound, ReplyToken, open_outbound
 from bot.metrics import Metrics
 from bot.settings import Settings
 from core.services.conversation import ConversationService
+from storage.db import is_unavailable
 from storage.uow import Database
 
 __all__ = [
@@ -78,8 +79,10 @@ class BackgroundTasks:
     def _finished(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and (exc := task.exception()) is not None:
-            # The outbox still holds whatever did not go out: the relay sends it.
-            log.error("background send failed", extra={"exc_type": type(exc).__name__})
+            # The outbox still holds whatever did not go out: the relay sends it. A database
+            # outage is expected now and then (a warning); anything else is a bug.
+            level = logging.WARNING if is_unavailable(exc) else logging.ERROR
+            log.log(level, "background send failed", extra={"exc_type": type(exc).__name__})
 
     def __len__(self) -> int:
         return len(self._tasks)
@@ -115,12 +118,26 @@ class Webhooks:
         self.metrics = metrics
         self.tasks = BackgroundTasks()
         self._running: _Running | None = None
+        self._stop_by: float | None = None  # event-loop time the shutdown must end by
 
     @property
     def running(self) -> _Running:
         if self._running is None:
             raise RuntimeError("the webhook routes are used before the app started")
         return self._running
+
+    def shutdown_started(self) -> None:
+        """Start the one grace period that the requests in flight and then the replies
+        still being sent share, so a stop ends within SELFCARE_SHUTDOWN_TIMEOUT_SECONDS
+        (not twice that) and the platform's kill deadline can be set from it."""
+        loop = asyncio.get_running_loop()
+        self._stop_by = loop.time() + self.settings.shutdown_timeout_seconds
+
+    def grace_left(self) -> float:
+        """Seconds left of the grace period (all of it before the shutdown started)."""
+        if self._stop_by is None:
+            return self.settings.shutdown_timeout_seconds
+        return max(0.0, self._stop_by - asyncio.get_running_loop().time())
 
 
 WEBHOOKS = web.AppKey("webhooks", Webhooks)
@@ -175,7 +192,7 @@ async def telegram_webhook(request: web.Request) -> web.Response:
         if not isinstance(data, dict):
             raise ValueError("not an object")
         update = telegram.parse_update(data, now)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested too deep to decode
         metrics.updates.labels(telegram.CHANNEL, "malformed").inc()
         return json_error(400, "malformed", "The body is not a Telegram update.")
     if update is None:
@@ -300,8 +317,15 @@ async def _open(app: web.Application) -> AsyncIterator[None]:
         try:
             yield
         finally:
-            await hooks.tasks.close(container.settings.shutdown_timeout_seconds)
+            # What is left of the grace period; a send cut short goes back to the outbox.
+            await hooks.tasks.close(hooks.grace_left())
             hooks._running = None
+
+
+async def _shutdown_started(app: web.Application) -> None:
+    # on_shutdown runs once the listening sockets are closed, before aiohttp waits for
+    # the requests in flight (up to the same timeout) and then runs the clean-up above.
+    app[WEBHOOKS].shutdown_started()
 
 
 def setup(app: web.Application) -> None:
@@ -309,5 +333,6 @@ def setup(app: web.Application) -> None:
     container = app[CONTAINER]
     app[WEBHOOKS] = Webhooks(container.settings, container.db, app[METRICS])
     app.cleanup_ctx.append(_open)
+    app.on_shutdown.append(_shutdown_started)
     app.router.add_post("/webhooks/telegram", telegram_webhook)
     app.router.add_post("/webhooks/line", line_webhook)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -49,6 +49,10 @@ class Handled:
     outbox_ids: list[int]
 
 
+def _no_outage(exc: BaseException) -> bool:
+    return False
+
+
 class ConversationService:
     """Runs the flows for inbound events, one transaction per event."""
 
@@ -60,8 +64,13 @@ class ConversationService:
         *,
         router: Router | None = None,
         services: Mapping[type[Any], object] | None = None,
+        storage_unavailable: Callable[[BaseException], bool] = _no_outage,
     ) -> None:
+        """``storage_unavailable`` tells a storage outage raised inside a flow (which must
+        propagate: the platform retries the event later) from a flow bug (apologised for);
+        the storage adapter knows its driver's errors, the core does not."""
         self._uow_factory = uow_factory
+        self._storage_unavailable = storage_unavailable
         self._clock = clock
         self._settings = settings
         self._router = router if router is not None else default_router()
@@ -72,8 +81,8 @@ class ConversationService:
         """Handle ``incoming`` exactly once.
 
         A flow that fails is rolled back whole; the event is then recorded and an apology
-        queued in a fresh unit of work. Storage errors propagate with nothing committed,
-        so the platform's retry finds the event new."""
+        queued in a fresh unit of work. Storage errors propagate with nothing committed
+        (an outage met inside a flow too), so the platform's retry finds the event new."""
         now = self._clock.now()
         async with self._uow_factory() as uow:
             if not await uow.inbox.accept(
@@ -87,6 +96,8 @@ class ConversationService:
             try:
                 replies = await self._respond(uow, conversation, incoming, now)
             except Exception as exc:  # any flow bug must still get the customer a reply
+                if self._storage_unavailable(exc):
+                    raise  # not the flow's fault: nothing is committed, the retry redoes it
                 _log_failure(exc)
             else:
                 await uow.conversations.save(conversation)

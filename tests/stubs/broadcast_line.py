@@ -35,6 +35,7 @@ class BroadcastLineStub(LineStub):
         self.multicasts: list[Multicast] = []
         self.hang_after: int | None = None  # accepted multicasts before one hangs
         self.hanging = 0
+        self.delay = 0.0  # seconds an accepted multicast takes to be answered
         self._release = asyncio.Event()
 
     def release(self) -> None:
@@ -78,6 +79,8 @@ class BroadcastLineStub(LineStub):
             self.accepted_keys.add(key)
         hang = self.hang_after is not None and len(self.accepted()) >= self.hang_after
         record(200)
+        if self.delay:
+            await asyncio.sleep(self.delay)
         if hang:
             self.hanging += 1
             self.notify()

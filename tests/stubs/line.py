@@ -9,6 +9,7 @@ Every request is recorded with its headers.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -56,6 +57,9 @@ class LineStub(StubServer):
         self.accepted_keys: set[str] = set()
         self.server_errors = 0
         self.rate_limited = 0
+        #: Seconds a push takes to be answered *after* LINE took it (a client that dies
+        #: meanwhile never learns it was delivered).
+        self.delay = 0.0
         self._ids = itertools.count(1)
 
     def delivered(self, kind: str | None = None) -> list[LineCall]:
@@ -138,6 +142,8 @@ class LineStub(StubServer):
         if key is not None:
             self.accepted_keys.add(key)
         self._record("push", request, body, 200)
+        if self.delay:
+            await asyncio.sleep(self.delay)
         return self._sent(body)
 
     async def _loading(self, request: web.Request) -> web.Response:

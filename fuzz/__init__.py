@@ -1,0 +1,1 @@
+"""Atheris (libFuzzer) harnesses for selfcare's parsers; see fuzz/README.md."""
