@@ -23,17 +23,35 @@ DEV_CERTIFICATE = Path("var/tls/dev-cert.pem")
 
 
 async def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.worker import Worker
+    from aiohttp import web
+
+    from bot.metrics import Metrics
+    from bot.worker import Worker, metrics_app
 
     async def body(c: Container) -> int:
         await ensure_schema(c, settings)
-        worker = Worker(c)
-        if not args.once:
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, worker.stop)
-            print("selfcare worker running (SIGTERM stops it)", flush=True)
-        await worker.run(once=args.once)
+        metrics = Metrics()
+        worker = Worker(c, metrics=metrics)
+        runner: web.AppRunner | None = None
+        try:
+            if args.metrics_port and not args.once:
+                runner = web.AppRunner(metrics_app(c, metrics), access_log=None)
+                await runner.setup()
+                await web.TCPSite(runner, args.metrics_host, args.metrics_port).start()
+                print(
+                    f"selfcare worker metrics on http://{args.metrics_host}:{args.metrics_port}"
+                    "/metrics",
+                    flush=True,
+                )
+            if not args.once:
+                loop = asyncio.get_running_loop()
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.add_signal_handler(sig, worker.stop)
+                print("selfcare worker running (SIGTERM stops it)", flush=True)
+            await worker.run(once=args.once)
+        finally:
+            if runner is not None:
+                await runner.cleanup()
         if not args.once:
             print("selfcare worker stopped", flush=True)
         return 0
@@ -111,6 +129,20 @@ def register(commands: Any, group: Group, add: Add) -> None:
     worker.set_defaults(func=cmd_worker)
     worker.add_argument(
         "--once", action="store_true", help="one relay pass and each job once, then exit"
+    )
+    worker.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve this worker's /metrics and /healthz over plain HTTP on PORT (sends, "
+        "send errors and 429s of the relay and campaigns); default: none",
+    )
+    worker.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="address for --metrics-port (default 127.0.0.1; a private address to scrape "
+        "from another host, never a public one)",
     )
 
     tg = group("telegram", "the Telegram bot")

@@ -36,14 +36,18 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import cast
 
+from aiohttp import web
+
 from bot import billing_jobs, broadcast, privacy_jobs, webhooks_out
+from bot.app import CONTAINER, METRICS, healthz
+from bot.app import metrics as metrics_page
 from bot.bootstrap import Container
 from bot.delivery import OutboxDelivery, open_outbound
 from bot.metrics import Metrics
 from bot.web import integrations
 from storage.db import is_unavailable
 
-__all__ = ["JOBS", "Job", "Worker", "purge_expired_media"]
+__all__ = ["JOBS", "Job", "Worker", "metrics_app", "purge_expired_media"]
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +96,18 @@ JOBS: tuple[Job, ...] = (
     Job("integration-inbox-cleanup", 24 * 60 * 60, integrations.purge_processed_events),
     Job("retention", 60 * 60, privacy_jobs.purge_expired),
 )
+
+
+def metrics_app(container: Container, metrics: Metrics) -> web.Application:
+    """The worker's own ``/metrics`` (its relay's and campaigns' sends, errors and 429s,
+    and the outbox gauge) and ``/healthz``: ``selfcare worker --metrics-port``. Plain
+    HTTP, for a private address: nothing else is served."""
+    app = web.Application()
+    app[CONTAINER] = container
+    app[METRICS] = metrics
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics_page)
+    return app
 
 
 class Worker:

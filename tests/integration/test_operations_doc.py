@@ -35,7 +35,7 @@ BINARY = "/opt/selfcare/venv/bin/selfcare"
 ENV_FILE = "/etc/selfcare/selfcare.env"
 UNITS = ("selfcare-web@.service", "selfcare-worker@.service", "selfcare-migrate.service")
 #: What an instance name stands for in each template unit (``%i``).
-INSTANCE = {"selfcare-web@.service": "8441", "selfcare-worker@.service": "1"}
+INSTANCE = {"selfcare-web@.service": "8441", "selfcare-worker@.service": "9101"}
 
 # `selfcare ARGS` or `selfcare-admin ARGS` where the program is the command word: at the
 # start, after a pipe or `;`/`&&`/`$(`, after `sudo [-options]`, or as a path to the binary.
@@ -196,7 +196,7 @@ def test_the_units_run_real_commands() -> None:
             ), (name, needed)
     assert {tuple(c[1:]) for u in UNITS for c in exec_starts(DEPLOY / u)} == {
         ("serve", "--port", "8441"),
-        ("worker",),
+        ("worker", "--metrics-port", "9101"),
         ("db", "upgrade"),
     }
 

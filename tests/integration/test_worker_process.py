@@ -3,17 +3,24 @@ on SIGTERM it finishes or hands back what it claimed. Both databases, the Telegr
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import aiohttp
 import pytest
 from sqlalchemy import select, update
 
 from core.chat import TextReply
 from storage import tables as t
 from storage.uow import Database
-from tests.integration.channels_support import channel_env, start_selfcare, telegram_stub
+from tests.integration.channels_support import (
+    channel_env,
+    free_port,
+    start_selfcare,
+    telegram_stub,
+)
 from tests.integration.support import run_cli
 from tests.stubs.telegram import TelegramStub
 
@@ -83,3 +90,40 @@ async def test_sigterm_lets_the_worker_finish_or_hand_back_what_it_claimed(
     # At least once and in order: the message on the wire at SIGTERM may come twice.
     assert texts == sorted(texts)
     assert list(dict.fromkeys(texts)) == [f"ข้อความ {n}" for n in range(5)]
+
+
+async def test_the_worker_serves_its_own_metrics_when_asked(
+    db: Database, cli_env: dict[str, str], tg: TelegramStub, tmp_path: Path
+) -> None:
+    async with db.uow() as uow:
+        await uow.outbox.enqueue_replies("telegram", "9004", [TextReply("ok")], datetime.now(UTC))
+        await uow.commit()
+    tg.server_errors = 1  # the first try fails (a send error), the retry a second later works
+    port = free_port()
+    worker = await start_selfcare(
+        channel_env(cli_env, telegram=tg),
+        "worker",
+        "--metrics-port",
+        str(port),
+        cwd=tmp_path,
+        ready="worker running",
+    )
+    try:
+        await tg.wait_until(lambda: len(tg.sent("9004")) == 1)
+        base = f"http://127.0.0.1:{port}"
+        async with aiohttp.ClientSession() as session:
+            async with session.get(base + "/healthz") as health:
+                assert health.status == 200
+            async with asyncio.timeout(30):
+                while True:  # the sent state is committed just after the stub answered
+                    async with session.get(base + "/metrics") as page:
+                        assert page.status == 200
+                        body = await page.text()
+                    if "selfcare_outbox_pending 0.0" in body:
+                        break
+                    await asyncio.sleep(0.1)
+            assert 'selfcare_send_errors_total{channel="telegram"} 1.0' in body
+            async with session.get(base + "/webhooks/telegram") as other:
+                assert other.status == 404  # nothing but metrics and health here
+    finally:
+        assert await worker.stop() == 0, worker.text
