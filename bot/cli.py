@@ -133,6 +133,16 @@ async def cmd_keys_status(args: argparse.Namespace, settings: Settings) -> int:
             state = "active" if key_id == c.keyring.active_key_id else "old"
             used = "in use" if key_id in in_use else "unused"
             print(f"  {key_id}  {state}, {used}")
+        missing = sorted(in_use - set(c.keyring.keys))
+        for key_id in missing:
+            print(f"  {key_id}  NOT IN THIS KEYRING, in use")
+        if missing:
+            # Rotating would fail on the first such row: the keyring is the wrong one.
+            raise CliError(
+                f"rows are encrypted under keys this keyring lacks ({', '.join(missing)}): "
+                f"{settings.keyring_file} is not this database's keyring (or is older than "
+                "its data); find the matching copy, do not rotate"
+            )
         if sum(stale.values()):
             print(f"rows still on older keys: {sum(stale.values())} (run `selfcare keys rotate`)")
         return 0

@@ -268,3 +268,19 @@ async def test_keys_status_rotate_and_retire(
     db.cipher.use(await asyncio.to_thread(Keyring.load, keyring_path))
     async with db.uow() as uow:
         assert await uow.users.get_by_user_id("demo") is not None
+
+
+async def test_keys_status_names_keys_the_keyring_lacks(
+    cli_env: dict[str, str], tmp_path: Path, keyring_path: Path, db: Database
+) -> None:
+    await seed_demo(db)
+    used = (await asyncio.to_thread(Keyring.load, keyring_path)).active_key_id
+    # Another deployment's keyring (or one restored from the wrong backup).
+    await asyncio.to_thread(Keyring.generate().save, keyring_path)
+
+    status = await selfcare(cli_env, tmp_path, "keys", "status")
+
+    assert status.code == 1
+    assert f"  {used}  NOT IN THIS KEYRING, in use" in status.stdout
+    assert "do not rotate" in status.stderr and used in status.stderr
+    assert "run `selfcare keys rotate`" not in status.stdout
