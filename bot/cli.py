@@ -15,6 +15,7 @@ from bot.cli_common import CliError, ensure_schema, with_container
 from bot.logging_setup import configure_logging
 from bot.settings import Settings, SettingsError, load_settings, settings_help
 from core.services.passwords import MIN_PASSWORD_LENGTH, USER_ID_PATTERN
+from storage.crypto import DecryptionError
 
 Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
 BANGKOK = ZoneInfo("Asia/Bangkok")
@@ -441,6 +442,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except CliError as exc:
         _err(str(exc))
+        return 1
+    except DecryptionError as exc:
+        # Names the table, column and key id only, never a value.
+        _err(f"{exc}: is SELFCARE_KEYRING_FILE this database's keyring? (`selfcare keys status`)")
         return 1
     except KeyboardInterrupt:
         return 130

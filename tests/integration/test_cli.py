@@ -284,3 +284,6 @@ async def test_keys_status_names_keys_the_keyring_lacks(
     assert f"  {used}  NOT IN THIS KEYRING, in use" in status.stdout
     assert "do not rotate" in status.stderr and used in status.stderr
     assert "run `selfcare keys rotate`" not in status.stdout
+
+    rotate = await selfcare(cli_env, tmp_path, "keys", "rotate", "--grace", "0")
+    assert_one_line_error(rotate, 1, used, "SELFCARE_KEYRING_FILE")
