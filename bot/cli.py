@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
@@ -19,6 +20,7 @@ from storage.crypto import DecryptionError
 
 Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
 BANGKOK = ZoneInfo("Asia/Bangkok")
+log = logging.getLogger(__name__)
 
 
 def _err(message: str) -> None:
@@ -273,6 +275,27 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        reloads: set[asyncio.Task[None]] = set()
+        if context is not None:
+            tls_context = context
+
+            async def reload() -> None:
+                try:
+                    await asyncio.to_thread(tls.reload_certificate, tls_context, cert, key)
+                except (OSError, ssl.SSLError) as exc:
+                    log.warning(
+                        "TLS certificate not reloaded; the old one stays",
+                        extra={"exc_type": type(exc).__name__, "reason": str(exc)[:200]},
+                    )
+                else:
+                    print("selfcare: TLS certificate reloaded", flush=True)
+
+            def on_hangup() -> None:  # renewal: new handshakes get the new certificate
+                task = loop.create_task(reload())
+                reloads.add(task)
+                task.add_done_callback(reloads.discard)
+
+            loop.add_signal_handler(signal.SIGHUP, on_hangup)
         await stop.wait()
         print("selfcare: stopping (finishing requests in flight)", flush=True)
     finally:
@@ -358,7 +381,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the web server (webhooks, pages, integrations, admin API)",
         description="Serve HTTPS (TLS 1.2/1.3, Mozilla intermediate) on "
         "SELFCARE_HOST:SELFCARE_PORT; "
-        "a development certificate is made when none is configured.",
+        "a development certificate is made when none is configured. SIGHUP reloads "
+        "SELFCARE_TLS_CERT and SELFCARE_TLS_KEY (renewal without a restart); SIGTERM stops "
+        "taking requests, finishes those in flight and exits.",
         epilog="settings:\n" + settings_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -41,6 +41,15 @@ def server_context(cert: Path, key: Path) -> ssl.SSLContext:
     return context
 
 
+def reload_certificate(context: ssl.SSLContext, cert: Path, key: Path) -> None:
+    """Load a renewed ``cert`` and ``key`` into the live ``context``: connections made from
+    now on present them, open ones keep theirs. The pair is checked in a fresh context
+    first, so a bad or mismatched file raises (OSError, ssl.SSLError) and leaves ``context``
+    as it was. Blocking (reads files)."""
+    server_context(cert, key)
+    context.load_cert_chain(str(cert), str(key))
+
+
 def development_certificate(folder: Path, hostnames: list[str]) -> tuple[Path, Path]:
     """A self-signed certificate for ``hostnames`` (and localhost, 127.0.0.1, ::1) in
     ``folder``, made once and reused until 30 days before it expires. Blocking."""

@@ -107,12 +107,6 @@ async def post_update(session: aiohttp.ClientSession, url: str, update: dict[str
         return response.status
 
 
-async def wait_output(process: Process, needle: str) -> None:
-    async with asyncio.timeout(WAIT_SECONDS):
-        while not any(needle in line for line in process.output):  # noqa: ASYNC110
-            await asyncio.sleep(0.05)  # the reader task collects the output
-
-
 async def wait_refused(port: int) -> None:
     """Wait until nothing listens on ``port`` any more (a connection is refused)."""
     async with asyncio.timeout(WAIT_SECONDS):
@@ -196,7 +190,7 @@ async def test_sigterm_lets_a_web_process_answer_what_it_read_and_lose_nothing(
                     tg.delay = 0.3  # the held updates' replies are still on the wire at the stop
                     signalled = Stopwatch()
                     victim.process.send_signal(signal.SIGTERM)
-                    await wait_output(victim, "selfcare: stopping")
+                    await victim.wait_for("selfcare: stopping", WAIT_SECONDS)
                     # It stopped listening while the requests it read are still in its hands.
                     await wait_refused(running.ports[0])
                     assert await held.waiting() == len(in_flight)

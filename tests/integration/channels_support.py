@@ -203,6 +203,15 @@ class Process:
     def text(self) -> str:
         return "\n".join(self.output)
 
+    async def wait_for(self, text: str, within: float = 60) -> None:
+        """Wait until a line of output contains ``text`` (fails if the process ends
+        first)."""
+        async with asyncio.timeout(within):
+            while not any(text in line for line in self.output):
+                if self.reader.done():
+                    raise AssertionError(f"exited before {text!r}:\n{self.text}")
+                await asyncio.sleep(0.05)  # the reader task collects the output
+
     async def stop(self, grace_seconds: float = 60) -> int:
         """SIGTERM, then wait for the exit code (killed after ``grace_seconds``)."""
         if self.process.returncode is None:

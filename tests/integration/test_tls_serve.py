@@ -13,11 +13,12 @@ import subprocess
 import sys
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 
 import aiohttp
 import pytest
 
-from tests.integration.channels_support import free_port, insecure_client_context
+from tests.integration.channels_support import free_port, insecure_client_context, start_selfcare
 
 REFUSED = {
     "TLSV1_ALERT_PROTOCOL_VERSION",
@@ -147,3 +148,68 @@ async def test_health_and_webhooks_answer_over_tls(server: int) -> None:
         # Telegram is not configured in this process: the route says so, over TLS.
         async with session.post(f"https://127.0.0.1:{port}/webhooks/telegram", data=b"{}") as r:
             assert r.status == 404
+
+
+def _peer_certificate(port: int) -> bytes:
+    context = insecure_client_context()
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as sock,
+        context.wrap_socket(sock, server_hostname="localhost") as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+        assert der is not None
+        return der
+
+
+def _install(source: tuple[Path, Path], cert: Path, key: Path) -> bytes:
+    """Copy a certificate and key to the paths serve reads (as a certbot deploy hook
+    does); returns the certificate in DER, what a client sees."""
+    cert.write_bytes(source[0].read_bytes())
+    key.write_bytes(source[1].read_bytes())
+    return ssl.PEM_cert_to_DER_cert(source[0].read_text())
+
+
+def _two_certificates(folder: Path) -> tuple[tuple[Path, Path], tuple[Path, Path]]:
+    from bot.tls import development_certificate
+    from storage.crypto import Keyring
+
+    Keyring.generate(for_development=True).save(folder / "keyring.json")
+    return (
+        development_certificate(folder / "old", ["selfcare.test"]),
+        development_certificate(folder / "new", ["selfcare.test"]),
+    )
+
+
+async def test_sighup_loads_a_renewed_certificate_and_keeps_the_old_on_a_bad_one(
+    tmp_path: Path,
+) -> None:
+    old, new = await asyncio.to_thread(_two_certificates, tmp_path)
+    live_cert, live_key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    old_der = await asyncio.to_thread(_install, old, live_cert, live_key)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SELFCARE_")}
+    env.update(
+        SELFCARE_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'selfcare.db'}",
+        SELFCARE_KEYRING_FILE=str(tmp_path / "keyring.json"),
+        SELFCARE_ENV="test",
+        SELFCARE_TLS_CERT=str(live_cert),
+        SELFCARE_TLS_KEY=str(live_key),
+    )
+    port = free_port()
+    process = await start_selfcare(
+        env, "serve", "--port", str(port), cwd=tmp_path, ready="selfcare serving on"
+    )
+    try:
+        assert await asyncio.to_thread(_peer_certificate, port) == old_der
+
+        new_der = await asyncio.to_thread(_install, new, live_cert, live_key)
+        process.process.send_signal(signal.SIGHUP)
+        await process.wait_for("TLS certificate reloaded")
+        assert await asyncio.to_thread(_peer_certificate, port) == new_der
+
+        # The new certificate with the old key: refused, the new pair keeps serving.
+        await asyncio.to_thread(_install, (new[0], old[1]), live_cert, live_key)
+        process.process.send_signal(signal.SIGHUP)
+        await process.wait_for("TLS certificate not reloaded")
+        assert await asyncio.to_thread(_peer_certificate, port) == new_der
+    finally:
+        assert await process.stop() == 0, process.text
