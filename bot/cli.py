@@ -16,7 +16,7 @@ from bot.cli_common import CliError, ensure_schema, with_container
 from bot.logging_setup import configure_logging
 from bot.settings import Settings, SettingsError, load_settings, settings_help
 from core.services.passwords import MIN_PASSWORD_LENGTH, USER_ID_PATTERN
-from storage.crypto import DecryptionError
+from storage.crypto import DecryptionError, KeyringError
 
 Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
 BANGKOK = ZoneInfo("Asia/Bangkok")
@@ -183,7 +183,7 @@ async def cmd_keys_rotate(args: argparse.Namespace, settings: Settings) -> int:
                 say=lambda line: print(line, flush=True),
                 on_progress=progress,
             )
-        except (keys.KeyringBusy, RuntimeError) as exc:
+        except (keys.KeyringBusy, KeyringError, RuntimeError) as exc:
             raise CliError(str(exc)) from None
         finally:
             if last_table:
@@ -201,7 +201,6 @@ async def cmd_keys_rotate(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_keys_retire(args: argparse.Namespace, settings: Settings) -> int:
     from bot import keys
-    from storage.crypto import KeyringError
 
     async def body(c: bootstrap.Container) -> int:
         await require_schema(c)

@@ -34,6 +34,21 @@ class KeyringBusy(Exception):
     """Another process holds the keyring lock."""
 
 
+class UnreadableValues(RuntimeError):
+    """A rotation moved everything to the new key but values it cannot decrypt."""
+
+    def __init__(self, found: list[rotation.Unreadable]) -> None:
+        self.found = found
+        shown = ", ".join(str(u) for u in found[:10])
+        more = f" and {len(found) - 10} more" if len(found) > 10 else ""
+        super().__init__(
+            f"every other value is under the new key, but {len(found)} rows hold a value "
+            f"that cannot be decrypted (tampered with, or copied from another row): "
+            f"{shown}{more}; restore those rows from a backup or erase them, then run "
+            "`selfcare keys rotate` again"
+        )
+
+
 @contextlib.asynccontextmanager
 async def keyring_lock(path: Path) -> AsyncIterator[None]:
     """Hold the exclusive lock of the keyring at ``path``; raises :class:`KeyringBusy`."""
@@ -120,11 +135,19 @@ async def rotate(
 ) -> int:
     """Rotate to a new key (or resume an interrupted rotation); returns rows rewritten.
 
-    Raises :class:`KeyringBusy` while another rotation runs, and ``RuntimeError`` when
-    rows are still on an old key after several passes (a process without the new keyring
-    keeps writing)."""
+    Raises :class:`KeyringBusy` while another rotation runs, ``KeyringError`` when rows
+    use keys the keyring lacks (the wrong keyring: nothing is touched),
+    :class:`UnreadableValues` when all is rotated but values that cannot be decrypted,
+    and ``RuntimeError`` when rows are still on an old key after several passes (a
+    process without the new keyring keeps writing)."""
     async with keyring_lock(path):
         keyring = await asyncio.to_thread(Keyring.load, path)  # fresh: not a stale copy
+        missing = sorted(await rotation.keys_in_use(engine) - set(keyring.keys))
+        if missing:
+            raise KeyringError(
+                f"rows are encrypted under keys {path} lacks ({', '.join(missing)}): is "
+                "SELFCARE_KEYRING_FILE this database's keyring? Nothing was rotated"
+            )
         cipher.use(keyring)
         stale = sum((await rotation.count_stale(engine, cipher)).values())
         if stale:
@@ -137,12 +160,18 @@ async def rotate(
             # Let running processes load the new key before rows start using it.
             await asyncio.sleep(grace_seconds)
         total = 0
+        unreadable: dict[tuple[str, str], rotation.Unreadable] = {}
         for _ in range(MAX_PASSES):
+            found: list[rotation.Unreadable] = []
             total += await rotation.reencrypt_all(
-                engine, cipher, batch_size=batch_size, on_progress=on_progress
+                engine, cipher, batch_size=batch_size, on_progress=on_progress, unreadable=found
             )
-            left = sum((await rotation.count_stale(engine, cipher)).values())
-            if not left:
+            unreadable.update({(u.table, u.row): u for u in found})
+            stale = sum((await rotation.count_stale(engine, cipher)).values())
+            left = stale - len(unreadable)
+            if left <= 0:
+                if unreadable:
+                    raise UnreadableValues(sorted(unreadable.values(), key=str))
                 return total
             await asyncio.sleep(grace_seconds)
         raise RuntimeError(

@@ -4,7 +4,9 @@ Works in batches, each its own short transaction, so the service keeps reading a
 writing meanwhile. The work left is read from the data itself (ciphertexts whose key-id
 prefix is not the active key's), so a killed rotation resumes where it stopped.
 An update only lands if the row still holds the ciphertext that was read: a value the
-service rewrote in between is never overwritten with a stale one.
+service rewrote in between is never overwritten with a stale one. A value that cannot be
+decrypted (tampered with, or bound to another row) does not stop the rotation: its row is
+left as it is and reported, so everything else moves to the new key.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from sqlalchemy import ColumnElement, Table, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage import tables as t
-from storage.crypto import FieldCipher
+from storage.crypto import DecryptionError, FieldCipher
 
 #: The column whose value is a ciphertext's row id (its associated data), by table.
 ROW_ID_COLUMN = {"outbox": "uid", "integration_events": "event_id"}
@@ -27,6 +29,18 @@ class RotationProgress:
     table: str
     rewritten: int
     remaining: int
+
+
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """A stored value the keyring cannot decrypt: where it is, never what it was."""
+
+    table: str
+    column: str
+    row: str  # the row's primary key
+
+    def __str__(self) -> str:
+        return f"{self.table}.{self.column} of row {self.row}"
 
 
 def _stale(table: Table, columns: tuple[str, ...], prefix: bytes) -> ColumnElement[bool]:
@@ -71,10 +85,12 @@ async def reencrypt_all(
     *,
     batch_size: int = 500,
     on_progress: Callable[[RotationProgress], None] | None = None,
+    unreadable: list[Unreadable] | None = None,
 ) -> int:
     """Re-encrypt every value not under the active key; returns how many rows were rewritten.
 
-    Raises ``storage.crypto.DecryptionError`` if a value's key is not in the keyring."""
+    A row with a value that cannot be decrypted is skipped and added to ``unreadable``;
+    without that list, ``storage.crypto.DecryptionError`` is raised instead."""
     prefix = cipher.key_prefix()
     total = 0
     remaining = await count_stale(engine, cipher)
@@ -99,31 +115,30 @@ async def reencrypt_all(
                 for row in rows:
                     row_id = str(row[1])
                     old = dict(zip(columns, row[2:], strict=True))
-                    new = {
-                        col: None
-                        if value is None
-                        else cipher.encrypt_bytes(
-                            cipher.decrypt_bytes(
-                                bytes(value),
-                                table=name,
-                                column=t.aad_column(col),
-                                row_id=row_id,
-                            ),
-                            table=name,
-                            column=t.aad_column(col),
-                            row_id=row_id,
+                    new: dict[str, bytes | None] = {}
+                    for col, value in old.items():
+                        if value is None:
+                            new[col] = None
+                            continue
+                        aad = {"table": name, "column": t.aad_column(col), "row_id": row_id}
+                        try:
+                            plain = cipher.decrypt_bytes(bytes(value), **aad)
+                        except DecryptionError:
+                            if unreadable is None:
+                                raise
+                            unreadable.append(Unreadable(name, col, str(row[0])))
+                            break
+                        new[col] = cipher.encrypt_bytes(plain, **aad)
+                    else:
+                        unchanged = [
+                            table.c[c].is_(None) if v is None else table.c[c] == v
+                            for c, v in old.items()
+                        ]
+                        result = await conn.execute(
+                            update(table).where(pk == row[0], *unchanged).values(**new)
                         )
-                        for col, value in old.items()
-                    }
-                    unchanged = [
-                        table.c[c].is_(None) if v is None else table.c[c] == v
-                        for c, v in old.items()
-                    ]
-                    result = await conn.execute(
-                        update(table).where(pk == row[0], *unchanged).values(**new)
-                    )
-                    rewritten += result.rowcount
-                    left -= result.rowcount
+                        rewritten += result.rowcount
+                        left -= result.rowcount
             last_pk = rows[-1][0]
             if on_progress is not None:
                 on_progress(RotationProgress(name, rewritten, max(left, 0)))

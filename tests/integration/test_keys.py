@@ -6,9 +6,11 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select, update
 
 from bot import keys
 from storage import rotation
+from storage import tables as t
 from storage.crypto import FieldCipher, Keyring, KeyringError
 from storage.uow import Database
 from tests.integration import factories
@@ -78,3 +80,53 @@ async def test_retire_refuses_a_key_still_in_use_and_removes_an_unused_one(
         await keys.retire(db.engine, db.cipher, keyring_path, rotated.active_key_id)
     on_disk = await asyncio.to_thread(Keyring.load, keyring_path)
     assert old not in on_disk.keys
+
+
+async def test_a_tampered_value_does_not_stop_the_rotation_of_everything_else(
+    db: Database, keyring_path: Path
+) -> None:
+    customers = [factories.customer() for _ in range(5)]
+    await factories.add_customers(db, *customers)
+    victim = customers[2]
+    # Someone edits one ciphertext in place: one byte of the name flipped.
+    async with db.engine.begin() as conn:
+        name = t.customers.c.name_enc
+        stored = (
+            await conn.execute(select(name).where(t.customers.c.id == victim.id))
+        ).scalar_one()
+        tampered = bytes(stored[:-1]) + bytes([stored[-1] ^ 1])
+        await conn.execute(
+            update(t.customers).where(t.customers.c.id == victim.id).values(name_enc=tampered)
+        )
+
+    with pytest.raises(keys.UnreadableValues) as refused:
+        await keys.rotate(
+            db.engine, db.cipher, keyring_path, batch_size=2, grace_seconds=0, say=lambda _: None
+        )
+
+    assert [str(u) for u in refused.value.found] == [f"customers.name_enc of row {victim.id}"]
+    assert victim.name not in str(refused.value)  # where, never what
+    stale = await rotation.count_stale(db.engine, db.cipher)
+    assert sum(stale.values()) == 1 and stale["customers"] == 1  # only the tampered row
+    async with db.uow() as uow:  # everyone else reads under the new key
+        for c in customers:
+            if c is not victim:
+                found = await uow.customers.get(c.id)
+                assert found is not None and found.name == c.name
+
+
+async def test_rotating_with_the_wrong_keyring_touches_nothing(
+    db: Database, keyring_path: Path
+) -> None:
+    await factories.add_customers(db, factories.customer())
+    used = db.cipher.keyring.active_key_id
+    await asyncio.to_thread(Keyring.generate().save, keyring_path)
+
+    with pytest.raises(KeyringError, match=used):
+        await keys.rotate(
+            db.engine, db.cipher, keyring_path, batch_size=10, grace_seconds=0, say=lambda _: None
+        )
+
+    ring = await asyncio.to_thread(Keyring.load, keyring_path)
+    assert len(ring.keys) == 1  # no new key was made
+    assert await rotation.keys_in_use(db.engine) == {used}
