@@ -6,6 +6,7 @@ Every route answers bad input with a clear 4xx JSON body, a database that is dow
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -95,6 +96,15 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text; with SELFCARE_METRICS_TOKEN set, only for its bearer."""
+    token = request.app[CONTAINER].settings.metrics_token
+    if token is not None:
+        given = request.headers.get("Authorization", "").encode()
+        expected = b"Bearer " + token.get_secret_value().encode()
+        if not hmac.compare_digest(given, expected):
+            response = json_error(401, "unauthorized", "A bearer token is required.")
+            response.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
+            return response
     registry = request.app[METRICS]
     try:
         async with request.app[CONTAINER].db.uow() as uow:

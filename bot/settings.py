@@ -192,6 +192,11 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="address `serve` listens on")
     port: int = Field(8443, ge=1, le=65535, description="port `serve` listens on")
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="bearer token GET /metrics requires (web and worker); unset: /metrics "
+        "answers anyone who reaches it, so keep it off the public address",
+    )
     shutdown_timeout_seconds: float = Field(
         20, ge=1, le=300, description="how long SIGTERM waits for requests in flight"
     )

@@ -276,3 +276,27 @@ async def test_a_redelivered_line_event_is_dropped(app: RunningApp, ln: LineStub
     await app.idle()
     assert await app.count("inbox") == 1
     assert len(ln.delivered()) == 1
+
+
+async def test_metrics_answer_only_the_bearer_of_the_metrics_token(
+    database_url: str, keyring_path: Path
+) -> None:
+    token = "scrape-😀-token"  # any text; compared as bytes
+    async with running_app(database_url, keyring_path, metrics_token=token) as app:
+        for header in (None, "Bearer wrong", f"Bearer {token}x", token, f"Basic {token}"):
+            headers = {} if header is None else {"Authorization": header}
+            async with app.session.get(app.url + "/metrics", headers=headers) as refused:
+                assert refused.status == 401, header
+                assert refused.headers["WWW-Authenticate"].startswith("Bearer")
+                assert "selfcare_" not in await refused.text()
+        bearer = {"Authorization": f"Bearer {token}"}
+        async with app.session.get(app.url + "/metrics", headers=bearer) as page:
+            assert page.status == 200
+            assert "selfcare_updates_total" in await page.text()
+        async with app.session.get(app.url + "/healthz") as health:
+            assert health.status == 200  # health checks need no token
+
+
+async def test_without_a_metrics_token_metrics_are_open(app: RunningApp) -> None:
+    async with app.session.get(app.url + "/metrics") as page:
+        assert page.status == 200
