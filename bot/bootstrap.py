@@ -16,6 +16,7 @@ from bot.keys import KeyringWatcher
 from bot.settings import Settings, SettingsError
 from bot.sms import DevelopmentSms, HttpSmsGateway, sms_sender
 from core.i18n import preload
+from core.services.after_commit import DeferredEmail, DeferredSms
 from core.services.billing import PaymentSettings
 from core.services.conversation import ConversationService, ConversationSettings
 from core.services.corrections import CorrectionDesk
@@ -80,7 +81,7 @@ class Container:
         return LinkingService(
             hasher=self.hasher,
             keyed_hash=self.cipher,
-            sms=self.sms,
+            sms=None if self.sms is None else DeferredSms(self.sms),
             public_url=s.public_url,
             operator_name=s.operator_name,
             common_passwords=self.common_passwords,
@@ -89,8 +90,8 @@ class Container:
     def profile_service(self) -> ProfileService:
         return ProfileService(
             keyed_hash=self.cipher,
-            sms=self.sms,
-            email=self.email,
+            sms=None if self.sms is None else DeferredSms(self.sms),
+            email=None if self.email is None else DeferredEmail(self.email),
             operator_name=self.settings.operator_name,
         )
 

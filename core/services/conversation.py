@@ -33,6 +33,7 @@ from core.flows.registry import default_router
 from core.flows.router import Router
 from core.i18n import preload, translator
 from core.ports import Clock, UnitOfWork, UnitOfWorkFactory
+from core.services import after_commit
 
 __all__ = ["ConversationService", "ConversationSettings", "Handled"]
 
@@ -82,7 +83,50 @@ class ConversationService:
 
         A flow that fails is rolled back whole; the event is then recorded and an apology
         queued in a fresh unit of work. Storage errors propagate with nothing committed
-        (an outage met inside a flow too), so the platform's retry finds the event new."""
+        (an outage met inside a flow too), so the platform's retry finds the event new.
+        SMS and email the flow asked for go out after the commit (core/services/
+        after_commit.py), never while the transaction holds the chat's lock."""
+        with after_commit.collecting() as effects:
+            handled = await self._handle(incoming)
+        if effects:  # only a committed turn's: a rolled-back one discarded its own
+            handled = await self._send_effects(incoming, handled, effects)
+        return handled
+
+    async def _send_effects(
+        self, incoming: Incoming, handled: Handled, effects: list[after_commit.Effect]
+    ) -> Handled:
+        failed = False
+        for effect in effects:
+            try:
+                await effect.send()
+            except Exception as exc:  # a gateway's refusal, or its bug: the customer is told
+                logger.warning(
+                    "message not sent after commit",
+                    extra={"kind": effect.kind, "exc_type": type(exc).__name__},
+                )
+                failed = True
+        if not failed:
+            return handled
+        now = self._clock.now()
+        async with self._uow_factory() as uow:
+            conversation = await uow.conversations.load_for_update(
+                incoming.channel, incoming.chat_id, self._settings.default_language
+            )
+            t = translator(conversation.language)
+            sorry: list[Reply] = [
+                TextReply(
+                    t._("Sorry, I couldn't send the code just now. Please try again shortly.")
+                )
+            ]
+            ids = await uow.outbox.enqueue_replies(incoming.channel, incoming.chat_id, sorry, now)
+            await uow.commit()
+        return Handled(
+            duplicate=False,
+            replies=[*handled.replies, *sorry],
+            outbox_ids=[*handled.outbox_ids, *ids],
+        )
+
+    async def _handle(self, incoming: Incoming) -> Handled:
         now = self._clock.now()
         async with self._uow_factory() as uow:
             if not await uow.inbox.accept(
@@ -106,7 +150,9 @@ class ConversationService:
                 )
                 await uow.commit()
                 return Handled(duplicate=False, replies=replies, outbox_ids=ids)
-        # Leaving the block without commit rolled the flow's work back.
+        # Leaving the block without commit rolled the flow's work back, and what it wanted
+        # sent with it.
+        after_commit.discard()
         return await self._apologise(incoming, language, now)
 
     async def _respond(
