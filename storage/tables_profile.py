@@ -29,6 +29,8 @@ contact_changes = Table(
     Column("used_at", UTCDateTime, nullable=True),
     Index("ix_contact_changes_customer", "customer_id", "kind", "created_at"),
     Index("ix_contact_changes_expires_at", "expires_at"),
+    # Unlinking and erasure find a chat's rows by it (storage/privacy.py).
+    Index("ix_contact_changes_chat", "channel", "chat_id"),
 )
 
 correction_requests = Table(

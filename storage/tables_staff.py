@@ -114,6 +114,8 @@ campaign_deliveries = Table(
     Index("ix_campaign_deliveries_campaign_status", "campaign_id", "status"),
     Index("ix_campaign_deliveries_customer", "customer_id", "status", "claimed_at"),
     Index("ix_campaign_deliveries_retry_key", "retry_key"),
+    # Unlinking and erasure find a chat's rows by it (storage/privacy.py).
+    Index("ix_campaign_deliveries_chat", "channel", "chat_id"),
 )
 
 #: Per channel, the earliest moment the next platform request may go (all workers share

@@ -8,7 +8,7 @@ from __future__ import annotations
 from sqlalchemy import Table
 
 from storage import tables as t
-from storage.privacy import customer_tables
+from storage.privacy import chat_tables, customer_tables
 
 
 def _leading_columns(table: Table) -> set[str]:
@@ -52,3 +52,15 @@ def test_the_walk_erasure_follows_is_indexed_at_every_step() -> None:
 def test_payments_are_found_by_the_account_number_they_name() -> None:
     # Erasure deletes payments that matched no bill by their ref1 (the account number).
     assert "ref1" in _leading_columns(t.payments)
+
+
+def test_every_chat_table_is_indexed_by_chat() -> None:
+    # Unlinking and erasure delete a chat's rows by (channel, chat_id) in every chat table.
+    def led_by_chat(table: Table) -> bool:
+        keyed = [list(index.columns) for index in table.indexes]
+        keyed += [list(getattr(c, "columns", ())) for c in table.constraints]
+        return any([c.name for c in cols[:2]] == ["channel", "chat_id"] for cols in keyed)
+
+    tables = chat_tables()
+    assert {"campaign_deliveries", "contact_changes", "outbox"} <= {x.name for x in tables}
+    assert sorted(x.name for x in tables if not led_by_chat(x)) == []

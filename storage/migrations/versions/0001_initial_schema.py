@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 22:25:22.447623
+Create Date: 2026-11-25 23:43:30.950298
 """
 
 from collections.abc import Sequence
@@ -255,6 +255,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('campaign_deliveries', schema=None) as batch_op:
         batch_op.create_index('ix_campaign_deliveries_campaign_status', ['campaign_id', 'status'], unique=False)
+        batch_op.create_index('ix_campaign_deliveries_chat', ['channel', 'chat_id'], unique=False)
         batch_op.create_index('ix_campaign_deliveries_customer', ['customer_id', 'status', 'claimed_at'], unique=False)
         batch_op.create_index('ix_campaign_deliveries_queue', ['channel', 'status', 'id'], unique=False)
         batch_op.create_index('ix_campaign_deliveries_retry_key', ['retry_key'], unique=False)
@@ -289,6 +290,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_contact_changes'))
     )
     with op.batch_alter_table('contact_changes', schema=None) as batch_op:
+        batch_op.create_index('ix_contact_changes_chat', ['channel', 'chat_id'], unique=False)
         batch_op.create_index('ix_contact_changes_customer', ['customer_id', 'kind', 'created_at'], unique=False)
         batch_op.create_index('ix_contact_changes_expires_at', ['expires_at'], unique=False)
 
@@ -603,6 +605,7 @@ def downgrade() -> None:
     with op.batch_alter_table('contact_changes', schema=None) as batch_op:
         batch_op.drop_index('ix_contact_changes_expires_at')
         batch_op.drop_index('ix_contact_changes_customer')
+        batch_op.drop_index('ix_contact_changes_chat')
 
     op.drop_table('contact_changes')
     with op.batch_alter_table('consent_ledger', schema=None) as batch_op:
@@ -613,6 +616,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_campaign_deliveries_retry_key')
         batch_op.drop_index('ix_campaign_deliveries_queue')
         batch_op.drop_index('ix_campaign_deliveries_customer')
+        batch_op.drop_index('ix_campaign_deliveries_chat')
         batch_op.drop_index('ix_campaign_deliveries_campaign_status')
 
     op.drop_table('campaign_deliveries')
