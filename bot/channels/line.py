@@ -56,6 +56,7 @@ from linebot.v3.webhooks import (
 )
 
 from bot.delivery import ReplyToken
+from bot.json_body import loads as loads_json
 from bot.settings import SettingsError
 from bot.web.media import MediaPublisher, MediaSigner
 from core.chat import (
@@ -130,8 +131,8 @@ def parse_body(body: bytes) -> list[dict[str, Any]]:
     """The events of an (authenticated) webhook body; raises ``ValueError`` when the body
     is not ``{"events": [...]}``."""
     try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # nested too deep
+        data = loads_json(body)
+    except ValueError:
         raise ValueError("not JSON") from None
     if not isinstance(data, dict) or not isinstance(data.get("events"), list):
         raise ValueError('no "events" list')

@@ -14,7 +14,6 @@ customer is shown (core/services/corrections.py).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.app import CONTAINER, json_error
+from bot.json_body import loads as loads_json
 from core.domain import StaffMember, StaffRole
 from core.errors import Conflict, InvalidInput, NotFound
 from core.services.audit import LookupReason
@@ -116,8 +116,8 @@ async def json_body(request: web.Request, *, optional: bool = False) -> dict[str
             return {}
         raise BadBody(400, "malformed_json", "The body must be a JSON object.")
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        body = loads_json(raw)
+    except ValueError:
         raise BadBody(400, "malformed_json", "The body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise BadBody(400, "malformed_json", "The body must be a JSON object.")

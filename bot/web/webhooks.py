@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Coroutine
@@ -40,6 +39,7 @@ from aiohttp import web
 from bot.app import CONTAINER, METRICS, json_error
 from bot.channels import line, telegram
 from bot.delivery import Outbound, ReplyToken, open_outbound
+from bot.json_body import loads as loads_json
 from bot.metrics import Metrics
 from bot.settings import Settings
 from core.services.conversation import ConversationService
@@ -188,11 +188,11 @@ async def telegram_webhook(request: web.Request) -> web.Response:
     body = await request.read()
     now = request.app[CONTAINER].clock.now()
     try:
-        data = json.loads(body)
+        data = loads_json(body)
         if not isinstance(data, dict):
             raise ValueError("not an object")
         update = telegram.parse_update(data, now)
-    except (ValueError, RecursionError):  # RecursionError: JSON nested too deep to decode
+    except ValueError:
         metrics.updates.labels(telegram.CHANNEL, "malformed").inc()
         return json_error(400, "malformed", "The body is not a Telegram update.")
     if update is None:
