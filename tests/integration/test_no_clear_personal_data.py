@@ -3,14 +3,12 @@ the database: not in the SQLite files (WAL included), not in a ``pg_dump`` of th
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
-
-from sqlalchemy.engine import make_url
 
 from bot.demo import DEMO_PASSWORD, demo_customers
 from storage.uow import Database
-from tests.integration.support import CLI_TIMEOUT, demo_personal_values, find_values, run_cli
+from tests.integration.privacy_support import raw_dump
+from tests.integration.support import demo_personal_values, find_values, run_cli
 
 
 def assert_no_clear_values(blob: bytes, where: str) -> None:
@@ -31,29 +29,6 @@ async def _assert_seeded(db: Database) -> None:
         assert await uow.customers.count() == len(demo_customers())
         found = await uow.customers.find_by_phone(customer.phone)
     assert found is not None and found.name == customer.name
-
-
-def _sqlite_bytes(database: Path) -> bytes:
-    files = [database, *(database.with_name(database.name + s) for s in ("-wal", "-shm"))]
-    return b"".join(path.read_bytes() for path in files if path.exists())
-
-
-async def _pg_dump(database_url: str) -> bytes:
-    url = make_url(database_url)
-    proc = await asyncio.create_subprocess_exec(
-        "pg_dump",
-        f"--schema={url.query['search_path']}",
-        f"--host={url.host}",
-        f"--port={url.port or 5432}",
-        f"--username={url.username}",
-        "--no-password",
-        str(url.database),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), CLI_TIMEOUT)
-    assert proc.returncode == 0, err.decode()
-    return out
 
 
 def test_the_search_covers_every_value_of_every_demo_customer() -> None:
@@ -79,13 +54,10 @@ async def test_demo_seed_leaves_no_personal_value_in_clear(
 ) -> None:
     await _seed(cli_env, tmp_path)
 
+    blob = await raw_dump(db, database_url)  # the SQLite files (WAL too), or pg_dump
     if db.engine.dialect.name == "sqlite":
-        database = make_url(database_url).database
-        assert database is not None
-        blob = await asyncio.to_thread(_sqlite_bytes, Path(database))
         where = "the SQLite files"
     else:
-        blob = await _pg_dump(database_url)
         where = "pg_dump output"
         assert b"COPY " in blob and b"customers" in blob
 
